@@ -1,0 +1,55 @@
+"""activeuf-env: Gymnasium environments for active preference-data selection (ActiveUltraFeedback).
+
+Importing the package registers the environment ids in the ``ActiveUF`` namespace:
+
+>>> import gymnasium as gym
+>>> import activeuf_env
+>>> sorted(i for i in gym.registry if i.startswith("ActiveUF/"))
+['ActiveUF/Synthetic-v0', 'ActiveUF/SyntheticPaperScale-v0']
+"""
+
+from __future__ import annotations
+
+import gymnasium
+
+from activeuf_env.env import ActiveUFEnv
+from activeuf_env.judges import BradleyTerryJudge, FlipNoise, PositionBias, ScoreJudge, TieAbstain, make_judge
+from activeuf_env.pool import PoolTexts, ResponsePool, load_pool
+from activeuf_env.reward_model import EnsembleRewardModel, ReplayBuffer, RewardModelConfig
+from activeuf_env.synthetic import SyntheticPoolConfig, make_synthetic_pool
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PAPER_SCALE_POOL",
+    "ActiveUFEnv",
+    "BradleyTerryJudge",
+    "EnsembleRewardModel",
+    "FlipNoise",
+    "PoolTexts",
+    "PositionBias",
+    "ReplayBuffer",
+    "ResponsePool",
+    "RewardModelConfig",
+    "ScoreJudge",
+    "SyntheticPoolConfig",
+    "TieAbstain",
+    "load_pool",
+    "make_judge",
+    "make_synthetic_pool",
+]
+
+PAPER_SCALE_EVAL_PROMPTS = 4096
+PAPER_SCALE_POOL = SyntheticPoolConfig(n_prompts=60_829 + PAPER_SCALE_EVAL_PROMPTS)
+"""AUF scale: 60,829 train prompts (951 rounds of 64) plus 4,096 held-out prompts, 30 responses each."""
+
+
+def _register(env_id: str, **kwargs: object) -> None:
+    if env_id not in gymnasium.registry:
+        gymnasium.register(id=env_id, entry_point="activeuf_env.env:ActiveUFEnv", kwargs=kwargs)
+
+
+_register("ActiveUF/Synthetic-v0", instances=SyntheticPoolConfig(), batch_size=64, eval_size=256)
+_register(
+    "ActiveUF/SyntheticPaperScale-v0", instances=PAPER_SCALE_POOL, batch_size=64, eval_size=PAPER_SCALE_EVAL_PROMPTS
+)

@@ -1,0 +1,85 @@
+"""Validation of pair actions: every bad value is reported with its prompt before anything changes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from activeuf_env.pool import ResponsePool
+
+__all__ = ["validate_pairs"]
+
+
+def validate_pairs(
+    action: object, batch_size: int, n_responses: int, prompts: np.ndarray, pool: ResponsePool
+) -> np.ndarray:
+    """Check an action and return it as int64 ``[B, 2]`` pairs.
+
+    Args:
+        action: ``[i_0, j_0, i_1, j_1, ...]`` of length ``2B`` or an array of shape ``[B, 2]``, integer dtype.
+        batch_size: ``B``.
+        n_responses: ``K``.
+        prompts: the batch's pool prompt indices, ``-1`` for padding rows (whose pairs are not checked).
+        pool: the pool the prompts index (for validity and prompt ids in messages).
+
+    Raises:
+        ValueError: wrong shape, a non-integer dtype (floats, NaN, bools), an index outside ``[0, K)`` or a padded
+            response; the message names the batch row, the prompt id and the value.
+
+    Example:
+        >>> import numpy as np
+        >>> pool = ResponsePool(np.zeros((1, 3, 1), np.float32), np.ones((1, 3), np.float32),
+        ...     np.ones((1, 3), np.float32), np.zeros((1, 3), int), np.array([[True, True, False]]), ["m"], ["p0"])
+        >>> validate_pairs([0, 1], 1, 3, np.array([0]), pool).tolist()
+        [[0, 1]]
+        >>> validate_pairs([0, 2], 1, 3, np.array([0]), pool)
+        Traceback (most recent call last):
+        ...
+        ValueError: pair of batch row 0 (prompt 'p0') picks response 2, which is padding (not a valid response)
+    """
+    array = np.asarray(action)
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.integer)):
+        _raise_non_integer(array, batch_size, prompts, pool)
+    if array.shape == (2 * batch_size,):
+        pairs = array.reshape(batch_size, 2)
+    elif array.shape == (batch_size, 2):
+        pairs = array
+    else:
+        raise ValueError(f"expected an action of shape ({2 * batch_size},) or ({batch_size}, 2), got {array.shape}")
+    pairs = pairs.astype(np.int64)
+    live = prompts >= 0
+    out_of_range = live[:, None] & ((pairs < 0) | (pairs >= n_responses))
+    if out_of_range.any():
+        row, col = np.argwhere(out_of_range)[0]
+        raise ValueError(
+            f"pair of batch row {row} ({_prompt_name(prompts, row, pool)}) has index {int(pairs[row, col])}, "
+            f"expected an index in [0, {n_responses})"
+        )
+    rows = np.where(live, prompts, 0)
+    picked_valid = np.take_along_axis(pool.valid[rows], pairs, axis=1)
+    padded = live[:, None] & (pairs[:, :1] != pairs[:, 1:]) & ~picked_valid
+    if padded.any():
+        row, col = np.argwhere(padded)[0]
+        raise ValueError(
+            f"pair of batch row {row} ({_prompt_name(prompts, row, pool)}) picks response {int(pairs[row, col])}, "
+            "which is padding (not a valid response)"
+        )
+    return pairs
+
+
+def _prompt_name(prompts: np.ndarray, row: int, pool: ResponsePool) -> str:
+    index = int(prompts[row])
+    return f"prompt {pool.prompt_ids[index]!r}" if index >= 0 else "a padding row"
+
+
+def _raise_non_integer(array: np.ndarray, batch_size: int, prompts: np.ndarray, pool: ResponsePool) -> None:
+    flat = array.reshape(-1) if array.size else array
+    position = 0
+    if np.issubdtype(array.dtype, np.floating) and flat.size:
+        bad = ~np.isfinite(flat) | (flat != np.round(flat))
+        position = int(np.argmax(bad)) if bad.any() else 0
+    where = ""
+    if flat.size and array.shape in ((2 * batch_size,), (batch_size, 2)):
+        row = position // 2
+        where = f" at batch row {row} ({_prompt_name(prompts, row, pool)})"
+    value = flat[position] if flat.size else None
+    raise ValueError(f"expected integer response indices, got dtype {array.dtype} with value {value!r}{where}")

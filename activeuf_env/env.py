@@ -1,0 +1,502 @@
+"""The ActiveUF environment: one annotation round of active preference-data selection per step."""
+
+from __future__ import annotations
+
+import functools
+import pickle
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from activeuf_env.actions import validate_pairs
+from activeuf_env.judges import Judge, make_judge
+from activeuf_env.pool import ResponsePool
+from activeuf_env.render import render_prompt_table
+from activeuf_env.reward_model import EnsembleRewardModel, ReplayBuffer, RewardModelConfig, anchor_weight_at
+from activeuf_env.synthetic import SyntheticPoolConfig, make_synthetic_pool
+
+__all__ = ["OBS_BOUND", "ActiveUFEnv", "InstanceSpec"]
+
+OBS_BOUND = 1e4
+"""Finite bound of the float observation boxes; reward-model outputs are clipped to it (never reached in practice)."""
+
+InstanceSpec = ResponsePool | SyntheticPoolConfig | Callable[[], ResponsePool]
+"""An instance's pool: a pool, a synthetic config (drawn lazily), or a picklable zero-argument pool factory."""
+
+_STATE_VERSION = 1
+
+
+@dataclass
+class _Instance:
+    """The loaded pools of one instance, cached between episodes (and dropped when the env is pickled)."""
+
+    train: ResponsePool
+    eval: ResponsePool
+    judge: Judge
+
+
+class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
+    """Active preference-data selection as a Gymnasium environment (ActiveUltraFeedback, Melikidze et al., 2026).
+
+    ## Description
+
+    A pool holds N prompts with K candidate responses each, written by a pool of LLMs and scored by a judge. The
+    pool is split by prompt into train prompts (offered to the agent) and held-out eval prompts. Each episode
+    shuffles the train prompts into rounds of ``batch_size`` prompts. In every round the agent sees an ensemble reward
+    model's predictions for each response and picks one pair per prompt; the judge orients each pair into (chosen,
+    rejected); the pairs join the collected preference dataset and the replay buffer, and the ensemble retrains.
+
+    ## Action Space
+
+    ``MultiDiscrete([K] * 2B)`` laid out ``[i_0, j_0, i_1, j_1, ...]``; an integer array of shape ``[B, 2]`` is
+    accepted too. ``i == j`` skips the prompt (no label, no cost). Out-of-range indices, padded responses, wrong
+    shapes, non-integer dtypes and NaN raise ``ValueError`` naming the prompt and the value, and leave the
+    environment's state unchanged. Rows of padded prompts (``prompt_valid == 0``) are ignored.
+
+    ## Observation Space
+
+    A flat ``Dict`` of fixed shapes:
+
+    | key | shape | dtype | meaning |
+    |---|---|---|---|
+    | ``mean``, ``lower``, ``upper`` | ``[B, K]`` | float32 | ensemble mean and ``mean ∓ β_b·std`` (0 where padded) |
+    | ``valid`` | ``[B, K]`` | int8 | 1 for a real response |
+    | ``model_ids`` | ``[B, K]`` | int64 | model that wrote each response (0 where padded) |
+    | ``prompt_valid`` | ``[B]`` | int8 | 0 for the padding rows of the last, partial batch |
+    | ``budget_remaining`` | ``[1]`` | float32 | fraction of the label budget left |
+    | ``features`` | ``[B, K, D]`` | float32 | only with ``observe_features=True`` |
+    | ``judge_scores`` | ``[B, K]`` | float32 | only with ``expose_judge_scores=True`` (privileged baselines) |
+
+    Float entries lie in ``[-1e4, 1e4]`` (reward-model outputs are clipped to that box). After the last round the
+    observation has every ``prompt_valid`` 0.
+
+    ## Rewards
+
+    The reward will reflect the downstream quality of models trained on the collected pairs (SPEC §10); that
+    evaluator is not implemented yet, so every reward is 0.0 and ``info`` carries no downstream score.
+
+    ## Episode End
+
+    ``terminated`` when every train prompt has been offered or the label budget (``budget`` labels) is spent. The
+    environment never truncates; ``truncated`` comes only from wrappers.
+
+    ## Info
+
+    Plain Python ints and floats: ``labels`` (pairs sent to the labeler so far; the budget counts these),
+    ``judge_calls`` (responses the judge scored so far), ``skipped`` (prompts offered but not labelled, including
+    pairs dropped because the budget ran out), ``abstained`` (pairs the judge declined), ``round``,
+    ``round_labels``, ``pair_gap`` (mean true-quality gap of this round's collected pairs; 0.0 if none),
+    ``label_accuracy`` (fraction of this round's collected pairs whose orientation agrees with true quality; 0.0 if
+    none: weight by ``round_labels``), ``enn_loss`` (mean training loss this round) and ``instance_id``.
+
+    ## Arguments
+
+    ```python
+    gymnasium.make("ActiveUF/Synthetic-v0", batch_size=64, budget=None, judge="score", labeler="judge")
+    ```
+
+    * ``instances``: one :data:`InstanceSpec` or a list (CARL-style: one is picked per reset, uniformly from the
+      env's generator unless ``options={"instance": index}``). All instances need the same K and D.
+    * ``batch_size``: prompts per round ``B``.
+    * ``budget``: label budget; ``None`` allows one label per train prompt.
+    * ``eval_size``: held-out prompts per instance, a fraction or a count; the split is fixed by ``split_seed``.
+    * ``judge``, ``judge_kwargs``, ``judge_noise``: see :func:`activeuf_env.judges.make_judge`.
+    * ``labeler``: ``"judge"``, or ``"first"`` to take the agent's first index as chosen with no judge call.
+    * ``judge_calls_per_pair``: responses the judge scores per label (2; privileged baselines declare 4 or
+      ``"all"``, every valid response of the prompt).
+    * ``expose_judge_scores``, ``observe_features``: add the optional observation keys.
+    * ``reward_model``: :class:`~activeuf_env.reward_model.RewardModelConfig` of the ensemble.
+    * ``device``: torch device of the ensemble.
+    * ``render_mode``: ``None`` or ``"ansi"``.
+
+    ## Version History
+
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        instances: InstanceSpec | Sequence[InstanceSpec] | None = None,
+        *,
+        batch_size: int = 64,
+        budget: int | None = None,
+        eval_size: float | int = 0.2,
+        split_seed: int = 0,
+        judge: str = "score",
+        judge_kwargs: dict[str, Any] | None = None,
+        judge_noise: dict[str, float] | None = None,
+        labeler: Literal["judge", "first"] = "judge",
+        judge_calls_per_pair: int | Literal["all"] = 2,
+        expose_judge_scores: bool = False,
+        observe_features: bool = False,
+        reward_model: RewardModelConfig | None = None,
+        device: str = "cpu",
+        render_mode: str | None = None,
+    ) -> None:
+        specs = _as_instance_list(instances)
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if budget is not None and (not isinstance(budget, (int, np.integer)) or budget < 1):
+            raise ValueError(f"budget must be a positive integer or None, got {budget!r}")
+        if labeler not in ("judge", "first"):
+            raise ValueError(f"labeler must be 'judge' or 'first', got {labeler!r}")
+        if judge_calls_per_pair != "all" and (
+            not isinstance(judge_calls_per_pair, (int, np.integer)) or judge_calls_per_pair < 1
+        ):
+            raise ValueError(f"judge_calls_per_pair must be a positive integer or 'all', got {judge_calls_per_pair!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+
+        self.instance_specs = specs
+        self.batch_size = int(batch_size)
+        self.budget = None if budget is None else int(budget)
+        self.eval_size = eval_size
+        self.split_seed = int(split_seed)
+        self.judge_name, self.judge_kwargs, self.judge_noise = judge, dict(judge_kwargs or {}), judge_noise
+        self.labeler = labeler
+        self.judge_calls_per_pair = judge_calls_per_pair
+        self.expose_judge_scores = bool(expose_judge_scores)
+        self.observe_features = bool(observe_features)
+        self.reward_model_config = reward_model or RewardModelConfig()
+        self.device = device
+        self.render_mode = render_mode
+        self._cache: dict[int, _Instance] = {}
+
+        n_responses, feature_dim, n_models = _instance_shapes(specs, self._load_pool)
+        self.n_responses, self.feature_dim, self.n_models = n_responses, feature_dim, n_models
+        self.action_space = spaces.MultiDiscrete(np.full(2 * self.batch_size, n_responses, dtype=np.int64))
+        self.observation_space = self._make_observation_space()
+        self._episode: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ spaces and instances
+
+    def _make_observation_space(self) -> spaces.Dict:
+        b, k = self.batch_size, self.n_responses
+
+        def box(shape: tuple[int, ...]) -> spaces.Box:
+            return spaces.Box(-OBS_BOUND, OBS_BOUND, shape=shape, dtype=np.float32)
+
+        entries: dict[str, spaces.Space[Any]] = {
+            "mean": box((b, k)),
+            "lower": box((b, k)),
+            "upper": box((b, k)),
+            "valid": spaces.MultiBinary((b, k)),
+            "model_ids": spaces.Box(0, self.n_models - 1, shape=(b, k), dtype=np.int64),
+            "prompt_valid": spaces.MultiBinary(b),
+            "budget_remaining": spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32),
+        }
+        if self.observe_features:
+            entries["features"] = box((b, k, self.feature_dim))
+        if self.expose_judge_scores:
+            entries["judge_scores"] = box((b, k))
+        return spaces.Dict(entries)
+
+    def _load_pool(self, index: int) -> ResponsePool:
+        spec = self.instance_specs[index]
+        if isinstance(spec, ResponsePool):
+            return spec
+        if isinstance(spec, SyntheticPoolConfig):
+            return _synthetic_pool(spec)
+        return spec()
+
+    def _instance(self, index: int) -> _Instance:
+        if index not in self._cache:
+            pool = self._load_pool(index)
+            train, held_out = pool.split(self.eval_size, np.random.default_rng([self.split_seed, index]))
+            judge = make_judge(train.judge_scores, self.judge_name, self.judge_noise, **self.judge_kwargs)
+            self._cache[index] = _Instance(train=train, eval=held_out, judge=judge)
+        return self._cache[index]
+
+    @property
+    def pool(self) -> ResponsePool:
+        """The train pool of the current episode's instance."""
+        return self._instance(self._require_episode()["instance_id"]).train
+
+    @property
+    def eval_pool(self) -> ResponsePool:
+        """The held-out eval pool of the current episode's instance."""
+        return self._instance(self._require_episode()["instance_id"]).eval
+
+    def _require_episode(self) -> dict[str, Any]:
+        if self._episode is None:
+            raise gym.error.ResetNeeded("call reset() before using the environment")
+        return self._episode
+
+    # ------------------------------------------------------------------ reset
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start an episode: pick the instance, shuffle its train prompts, re-initialise the ensemble and buffer.
+
+        Args:
+            seed: seeds the environment's generator, from which everything in the episode is drawn.
+            options: ``{"instance": index}`` picks an instance of a multi-instance env.
+        """
+        super().reset(seed=seed)
+        rng = self.np_random
+        instance_id = self._pick_instance(options, rng)
+        train = self._instance(instance_id).train
+        n_rounds = -(-train.n_prompts // self.batch_size)
+        order = np.full(n_rounds * self.batch_size, -1, dtype=np.int64)
+        order[: train.n_prompts] = rng.permutation(train.n_prompts)
+        cfg = self.reward_model_config
+        model = EnsembleRewardModel(
+            train.feature_dim, config=cfg, seed=int(rng.integers(2**63 - 1)), device=self.device
+        )
+        self._episode = {
+            "instance_id": instance_id,
+            "order": order.reshape(n_rounds, self.batch_size),
+            "n_rounds": n_rounds,
+            "round": 0,
+            "budget": self.budget if self.budget is not None else train.n_prompts,
+            "counts": {"labels": 0, "judge_calls": 0, "skipped": 0, "abstained": 0},
+            "collected": [],
+            "model": model,
+            "buffer": ReplayBuffer(self.batch_size * cfg.replay_factor, train.feature_dim),
+            "last": None,
+        }
+        observation = self._observe()
+        self._episode["observation"] = observation
+        return _copy_obs(observation), self._info(round_stats=None)
+
+    def _pick_instance(self, options: dict[str, Any] | None, rng: np.random.Generator) -> int:
+        n = len(self.instance_specs)
+        requested = (options or {}).get("instance")
+        if requested is None:
+            return int(rng.integers(n)) if n > 1 else 0
+        if not isinstance(requested, (int, np.integer)) or not 0 <= requested < n:
+            raise ValueError(f"options['instance'] must be an index in [0, {n}), got {requested!r}")
+        return int(requested)
+
+    # ------------------------------------------------------------------ step
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
+        """Label the chosen pairs, store them, retrain the ensemble and observe the next batch."""
+        ep = self._require_episode()
+        if ep["round"] >= ep["n_rounds"] or ep["counts"]["labels"] >= ep["budget"]:
+            raise gym.error.ResetNeeded("the episode has terminated; call reset() before step()")
+        inst = self._instance(ep["instance_id"])
+        prompts = ep["order"][ep["round"]]
+        pairs = validate_pairs(action, self.batch_size, self.n_responses, prompts, inst.train)
+
+        round_stats = self._label_and_store(ep, inst, prompts, pairs)
+        self._train_model(ep)
+        ep["round"] += 1
+        terminated = ep["round"] >= ep["n_rounds"] or ep["counts"]["labels"] >= ep["budget"]
+        observation = self._observe(terminal=terminated)
+        ep["last"] = {"observation": ep["observation"], "prompts": prompts, "pairs": pairs, **round_stats}
+        ep["observation"] = observation
+        return _copy_obs(observation), 0.0, terminated, False, self._info(round_stats)
+
+    def _label_and_store(
+        self, ep: dict[str, Any], inst: _Instance, prompts: np.ndarray, pairs: np.ndarray
+    ) -> dict[str, Any]:
+        counts, train = ep["counts"], inst.train
+        wanted = np.flatnonzero((prompts >= 0) & (pairs[:, 0] != pairs[:, 1]))
+        n_offered = int((prompts >= 0).sum())
+        sent = wanted[: max(ep["budget"] - counts["labels"], 0)]
+        p, i, j = prompts[sent], pairs[sent, 0], pairs[sent, 1]
+        if self.labeler == "first":
+            chosen_is_i, abstained, calls = np.ones(len(sent), dtype=bool), np.zeros(len(sent), dtype=bool), 0
+        else:
+            abstained = inst.judge.abstains(p, i, j)
+            chosen_is_i = inst.judge.label(p, i, j, self.np_random)
+            per_pair = train.valid[p].sum(axis=1) if self.judge_calls_per_pair == "all" else self.judge_calls_per_pair
+            calls = int(np.sum(np.broadcast_to(per_pair, (len(sent),))))
+        keep = ~abstained
+        p, chosen, rejected = p[keep], np.where(chosen_is_i, i, j)[keep], np.where(chosen_is_i, j, i)[keep]
+        ep["collected"].append(np.stack([p, chosen, rejected, np.full_like(p, ep["round"])], axis=1))
+        ep["buffer"].add(
+            np.asarray(train.features[p, chosen], dtype=np.float32),
+            np.asarray(train.features[p, rejected], dtype=np.float32),
+        )
+        counts["labels"] += len(sent)
+        counts["judge_calls"] += calls
+        counts["skipped"] += n_offered - len(sent)
+        counts["abstained"] += int(abstained.sum())
+        u_chosen, u_rejected = train.true_quality[p, chosen], train.true_quality[p, rejected]
+        n = len(p)
+        return {
+            "round_labels": n,
+            "pair_gap": float(np.mean(np.abs(u_chosen - u_rejected))) if n else 0.0,
+            "label_accuracy": float(np.mean(u_chosen >= u_rejected)) if n else 0.0,
+            "verdict": chosen_is_i,
+            "sent": sent,
+            "keep": keep,
+        }
+
+    def _train_model(self, ep: dict[str, Any]) -> None:
+        cfg, model = self.reward_model_config, ep["model"]
+        decay_steps = cfg.anchor_decay_steps if cfg.anchor_decay_steps is not None else ep["n_rounds"]
+        model.anchor_weight = anchor_weight_at(
+            cfg.anchor_weight, cfg.anchor_decay, decay_steps, ep["round"], ep["n_rounds"]
+        )
+        ep["loss"] = model.fit_round(ep["buffer"], self.np_random)
+
+    # ------------------------------------------------------------------ observation and info
+
+    def _observe(self, terminal: bool = False) -> dict[str, np.ndarray]:
+        ep = self._episode
+        assert ep is not None
+        train = self._instance(ep["instance_id"]).train
+        b, k = self.batch_size, self.n_responses
+        prompts = np.full(b, -1, dtype=np.int64) if terminal else ep["order"][ep["round"]]
+        live = prompts >= 0
+        rows = np.where(live, prompts, 0)
+        valid = train.valid[rows] & live[:, None]
+        obs: dict[str, np.ndarray] = {}
+        if live.any():
+            features = np.asarray(train.features[rows], dtype=np.float32)
+            mean, lower, upper = ep["model"].predict(features)
+        else:
+            features = np.zeros((b, k, self.feature_dim), dtype=np.float32)
+            mean = lower = upper = np.zeros((b, k), dtype=np.float32)
+        for key, value in (("mean", mean), ("lower", lower), ("upper", upper)):
+            obs[key] = np.where(valid, np.clip(value, -OBS_BOUND, OBS_BOUND), 0.0).astype(np.float32)
+        obs["valid"] = valid.astype(np.int8)
+        obs["model_ids"] = np.where(valid, train.model_ids[rows], 0).astype(np.int64)
+        obs["prompt_valid"] = live.astype(np.int8)
+        left = 1.0 - ep["counts"]["labels"] / ep["budget"]
+        obs["budget_remaining"] = np.array([min(max(left, 0.0), 1.0)], dtype=np.float32)
+        if self.observe_features:
+            obs["features"] = np.where(valid[..., None], np.clip(features, -OBS_BOUND, OBS_BOUND), 0.0).astype(
+                np.float32
+            )
+        if self.expose_judge_scores:
+            obs["judge_scores"] = np.where(valid, train.judge_scores[rows], 0.0).astype(np.float32)
+        return obs
+
+    def _info(self, round_stats: dict[str, Any] | None) -> dict[str, Any]:
+        ep = self._require_episode()
+        info: dict[str, Any] = {key: int(value) for key, value in ep["counts"].items()}
+        info["round"] = int(ep["round"])
+        info["instance_id"] = int(ep["instance_id"])
+        if round_stats is not None:
+            info["round_labels"] = int(round_stats["round_labels"])
+            info["pair_gap"] = float(round_stats["pair_gap"])
+            info["label_accuracy"] = float(round_stats["label_accuracy"])
+            info["enn_loss"] = float(ep["loss"])
+        return info
+
+    # ------------------------------------------------------------------ render, close, state
+
+    def render(self) -> str | None:
+        """With ``render_mode="ansi"``: a table of one prompt's responses, μ ± s, the chosen pair and the verdict."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' to the constructor")
+            return None
+        ep = self._require_episode()
+        inst = self._instance(ep["instance_id"])
+        return render_prompt_table(inst.train, ep, self.batch_size)
+
+    def close(self) -> None:
+        """Release the episode and cached pools; safe to call more than once."""
+        self._episode = None
+        self._cache.clear()
+
+    def collected_pairs(self) -> np.ndarray:
+        """The pairs collected so far, int64 ``[n, 4]``: (train prompt index, chosen, rejected, round)."""
+        ep = self._require_episode()
+        if not ep["collected"]:
+            return np.zeros((0, 4), dtype=np.int64)
+        return np.concatenate(ep["collected"]).astype(np.int64)
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to resume this episode bit-identically with :meth:`set_state` (a picklable dict)."""
+        ep = self._require_episode()
+        state = {k: v for k, v in ep.items() if k not in ("model", "buffer")}
+        state["model"] = ep["model"].state_dict()
+        state["buffer"] = ep["buffer"].state_dict()
+        state["counts"] = dict(ep["counts"])
+        state["collected"] = [a.copy() for a in ep["collected"]]
+        state["rng"] = self.np_random.bit_generator.state
+        state["version"] = _STATE_VERSION
+        return pickle.loads(pickle.dumps(state))
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Resume an episode saved by :meth:`get_state` on an env built with the same arguments."""
+        if state.get("version") != _STATE_VERSION:
+            raise ValueError(f"expected an env state of version {_STATE_VERSION}, got {state.get('version')!r}")
+        state = pickle.loads(pickle.dumps(state))
+        train = self._instance(state["instance_id"]).train
+        model = EnsembleRewardModel(train.feature_dim, config=self.reward_model_config, seed=0, device=self.device)
+        model.load_state_dict(state.pop("model"))
+        buffer = ReplayBuffer(self.batch_size * self.reward_model_config.replay_factor, train.feature_dim)
+        buffer.load_state_dict(state.pop("buffer"))
+        rng_state = state.pop("rng")
+        state.pop("version")
+        self._np_random = np.random.Generator(np.random.PCG64())
+        self._np_random.bit_generator.state = rng_state
+        self._episode = {**state, "model": model, "buffer": buffer}
+
+    def save(self, path: str | Path) -> Path:
+        """Write :meth:`get_state` to ``path`` (pickle); returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(pickle.dumps(self.get_state(), protocol=pickle.HIGHEST_PROTOCOL))
+        tmp.replace(path)
+        return path
+
+    def load(self, path: str | Path) -> None:
+        """Resume the episode saved at ``path`` by :meth:`save`."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no saved environment state at {str(path)!r}")
+        self.set_state(pickle.loads(path.read_bytes()))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_cache"] = {}
+        return state
+
+
+def _as_instance_list(instances: InstanceSpec | Sequence[InstanceSpec] | None) -> list[InstanceSpec]:
+    if instances is None:
+        return [SyntheticPoolConfig()]
+    if isinstance(instances, (ResponsePool, SyntheticPoolConfig)) or callable(instances):
+        return [instances]
+    specs = list(instances)
+    if not specs:
+        raise ValueError("instances must name at least one instance, got an empty list")
+    for index, spec in enumerate(specs):
+        if not (isinstance(spec, (ResponsePool, SyntheticPoolConfig)) or callable(spec)):
+            raise ValueError(
+                f"instance {index} must be a ResponsePool, SyntheticPoolConfig or pool factory, "
+                f"got {type(spec).__name__}"
+            )
+    return specs
+
+
+def _instance_shapes(specs: list[InstanceSpec], load: Callable[[int], ResponsePool]) -> tuple[int, int, int]:
+    """``(K, D, number of models)`` shared by all instances, without drawing synthetic pools."""
+    shapes = []
+    for index, spec in enumerate(specs):
+        if isinstance(spec, SyntheticPoolConfig):
+            shapes.append((spec.n_models, spec.feature_dim, spec.n_models))
+        else:
+            pool = load(index)
+            shapes.append((pool.n_responses, pool.feature_dim, pool.n_models))
+    k, d = shapes[0][0], shapes[0][1]
+    for index, (k_i, d_i, _) in enumerate(shapes):
+        if (k_i, d_i) != (k, d):
+            raise ValueError(f"instance {index} has K={k_i}, D={d_i}; expected K={k}, D={d} like instance 0")
+    return k, d, max(s[2] for s in shapes)
+
+
+@functools.lru_cache(maxsize=2)
+def _synthetic_pool(config: SyntheticPoolConfig) -> ResponsePool:
+    """Synthetic pools are drawn once per process and config (they are read-only), so envs share them."""
+    return make_synthetic_pool(config)
+
+
+def _copy_obs(observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {key: value.copy() for key, value in observation.items()}

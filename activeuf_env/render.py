@@ -1,0 +1,68 @@
+"""Text rendering of one prompt's responses for ``render_mode="ansi"``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from activeuf_env.pool import ResponsePool
+
+__all__ = ["render_prompt_table"]
+
+_SNIPPET = 60
+
+
+def _snippet(text: str, width: int = _SNIPPET) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def render_prompt_table(pool: ResponsePool, episode: dict[str, Any], batch_size: int) -> str:
+    """A readable table of one prompt: each response's model, μ ± s, and the pair picked last round with its verdict.
+
+    Shows the first prompt of the last round that got a label (or, before the first step, the first prompt of the
+    current batch). Prompt and response snippets appear when the pool has texts.
+    """
+    last = episode["last"]
+    if last is None:
+        observation, prompts = episode["observation"], episode["order"][episode["round"]]
+        row, pair, verdict = 0, None, None
+        header = f"round {episode['round']} (before any label)"
+    else:
+        observation, prompts = last["observation"], last["prompts"]
+        sent, keep, verdicts = last["sent"], last["keep"], last["verdict"]
+        labelled = sent[keep]
+        row = int(labelled[0]) if labelled.size else 0
+        pair = tuple(int(x) for x in last["pairs"][row]) if labelled.size else None
+        verdict = bool(verdicts[keep][0]) if labelled.size else None
+        header = f"round {episode['round'] - 1} of {episode['n_rounds']}, {last['round_labels']} labels this round"
+    prompt = int(prompts[row])
+    if prompt < 0:
+        return header + ": no prompt left\n"
+    counts = episode["counts"]
+    lines = [
+        header,
+        f"prompt {pool.prompt_ids[prompt]!r} (batch row {row} of {batch_size}); labels so far {counts['labels']}, "
+        f"judge calls {counts['judge_calls']}",
+    ]
+    if pool.texts is not None:
+        lines.append(f"  > {_snippet(pool.texts.prompts[prompt], 100)}")
+    mean, lower, upper = observation["mean"][row], observation["lower"][row], observation["upper"][row]
+    spread = (upper - lower) / 2.0
+    lines.append(f"{'idx':>4} {'model':<24} {'μ':>8} {'± s':>7}  {'pair':<8}" + ("  response" if pool.texts else ""))
+    for k in np.flatnonzero(pool.valid[prompt]):
+        mark = ""
+        if pair is not None and k in pair:
+            chosen = pair[0] if verdict else pair[1]
+            mark = "chosen" if k == chosen else "rejected"
+        name = pool.model_names[pool.model_ids[prompt, k]]
+        text = f"  {_snippet(pool.texts.responses[prompt][k])}" if pool.texts else ""
+        lines.append(f"{k:>4} {name:<24} {mean[k]:>8.3f} {spread[k]:>7.3f}  {mark:<8}{text}")
+    if pair is None:
+        lines.append("no pair labelled for this prompt" if last is not None else "no pair chosen yet")
+    else:
+        lines.append(
+            f"verdict: response {pair[0] if verdict else pair[1]} preferred over {pair[1] if verdict else pair[0]}"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,194 @@
+"""The ActiveUFEnv contract of SPEC §9: budget, labelers, judge-call accounting, partial batches, optional keys,
+rendering, pickling, resuming and multi-instance envs."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from conftest import SMALL_POOL, random_pairs, run_episode
+from gymnasium.utils.env_checker import data_equivalence
+
+from activeuf_env import ActiveUFEnv, SyntheticPoolConfig
+
+
+def test_budget_ends_the_episode_and_drops_extra_pairs(make_small_env) -> None:
+    env = make_small_env(budget=40)
+    trajectory = run_episode(env, seed=0)
+    *_, terminated, _, info = trajectory[-1]
+    assert terminated and len(trajectory) == 4  # 16 + 16 + 8 of the third round
+    assert info["labels"] == 40 and info["skipped"] == 8
+    assert trajectory[-1][0]["budget_remaining"][0] == 0.0
+    with pytest.raises(gym.error.ResetNeeded):
+        env.step(np.zeros((16, 2), dtype=np.int64))
+
+
+def test_judge_calls_and_labels(make_small_env) -> None:
+    obs, _ = (env := make_small_env()).reset(seed=0)
+    pairs = random_pairs(obs, np.random.default_rng(0))
+    pairs[:4, 1] = pairs[:4, 0]  # skip four prompts
+    *_, info = env.step(pairs)
+    assert (info["labels"], info["judge_calls"], info["skipped"], info["round_labels"]) == (12, 24, 4, 12)
+
+    for kwargs, calls in [
+        ({"judge_calls_per_pair": 4}, 64),
+        ({"judge_calls_per_pair": "all"}, 16 * 30),
+        ({"labeler": "first"}, 0),
+    ]:
+        env = make_small_env(**kwargs)
+        obs, _ = env.reset(seed=0)
+        *_, info = env.step(random_pairs(obs, np.random.default_rng(0)))
+        assert (info["labels"], info["judge_calls"]) == (16, calls)
+
+
+def test_labeler_first_takes_the_first_index_as_chosen(make_small_env) -> None:
+    env = make_small_env(labeler="first")
+    obs, _ = env.reset(seed=0)
+    pairs = random_pairs(obs, np.random.default_rng(0))
+    env.step(pairs)
+    collected = env.collected_pairs()
+    np.testing.assert_array_equal(collected[:, 1:3], pairs)
+
+
+def test_score_judge_orients_pairs_by_judge_score(make_small_env) -> None:
+    env = make_small_env()
+    obs, _ = env.reset(seed=0)
+    env.step(random_pairs(obs, np.random.default_rng(0)))
+    p, chosen, rejected, _ = env.collected_pairs().T
+    scores = env.pool.judge_scores
+    assert np.all(scores[p, chosen] >= scores[p, rejected])
+
+
+def test_info_keys_are_plain_python_numbers(make_small_env) -> None:
+    *_, info = run_episode(make_small_env(), seed=0)[-1]
+    expected = {
+        "labels",
+        "judge_calls",
+        "skipped",
+        "abstained",
+        "round",
+        "instance_id",
+        "round_labels",
+        "pair_gap",
+        "label_accuracy",
+        "enn_loss",
+    }
+    assert set(info) == expected
+    assert all(type(v) in (int, float) for v in info.values())
+    assert all(np.isfinite(v) for v in info.values())
+
+
+def test_partial_last_batch_is_padded() -> None:
+    env = ActiveUFEnv(SMALL_POOL, batch_size=48, eval_size=40)  # 160 train prompts: 3 full rounds and 16 left
+    obs, _ = env.reset(seed=0)
+    for _ in range(3):
+        obs, *_ = env.step(random_pairs(obs, np.random.default_rng(0)))
+    assert obs["prompt_valid"].sum() == 16 and obs["valid"][16:].sum() == 0
+    obs, _, terminated, _, info = env.step(random_pairs(obs, np.random.default_rng(0)))
+    assert terminated and info["labels"] == 160 and info["skipped"] == 0
+    assert obs in env.observation_space and obs["prompt_valid"].sum() == 0
+
+
+def test_optional_observation_keys(make_small_env) -> None:
+    env = make_small_env(observe_features=True, expose_judge_scores=True)
+    obs, _ = env.reset(seed=0)
+    assert obs["features"].shape == (16, 30, 16) and obs["judge_scores"].shape == (16, 30)
+    assert obs in env.observation_space
+    rows = env.unwrapped._episode["order"][0]
+    np.testing.assert_array_equal(obs["judge_scores"], env.pool.judge_scores[rows])
+    assert "judge_scores" not in make_small_env().reset(seed=0)[0]
+
+
+def test_render_ansi_shows_the_pair_and_verdict(make_small_env) -> None:
+    env = make_small_env(render_mode="ansi")
+    obs, _ = env.reset(seed=0)
+    assert "before any label" in env.render()
+    env.step(random_pairs(obs, np.random.default_rng(0)))
+    text = env.render()
+    assert "chosen" in text and "rejected" in text and "verdict: response" in text and "fam" in text
+
+
+def test_close_is_idempotent(make_small_env) -> None:
+    env = make_small_env()
+    env.reset(seed=0)
+    env.close()
+    env.close()
+    with pytest.raises(gym.error.ResetNeeded):
+        env.step(np.zeros((16, 2), dtype=np.int64))
+
+
+def test_env_pickles_mid_episode_without_its_pool_cache(make_small_env) -> None:
+    env = make_small_env()
+    obs, _ = env.reset(seed=0)
+    obs, *_ = env.step(random_pairs(obs, np.random.default_rng(0)))
+    clone = pickle.loads(pickle.dumps(env))
+    assert clone._cache == {}
+    action = random_pairs(obs, np.random.default_rng(1))
+    assert data_equivalence(clone.step(action), env.step(action), exact=True)
+
+
+def test_save_and_load_resume_bit_identically(make_small_env, tmp_path: Path) -> None:
+    reference = run_episode(make_small_env(), seed=4, policy_seed=9)
+    env = make_small_env()
+    rng = np.random.default_rng(9)
+    obs, _ = env.reset(seed=4)
+    for _ in range(3):
+        obs, *_ = env.step(random_pairs(obs, rng))
+    path = env.save(tmp_path / "episode.pkl")
+    env.close()
+
+    resumed = make_small_env()
+    resumed.load(path)
+    rest = []
+    terminated = False
+    while not terminated:
+        obs, reward, terminated, truncated, info = resumed.step(random_pairs(obs, rng))
+        rest.append((obs, reward, terminated, truncated, info))
+    assert data_equivalence(rest, reference[4:], exact=True)
+
+
+def test_set_state_rejects_unknown_versions(make_small_env) -> None:
+    env = make_small_env()
+    env.reset(seed=0)
+    state = env.get_state()
+    state["version"] = 99
+    with pytest.raises(ValueError, match="version 1, got 99"):
+        env.set_state(state)
+    with pytest.raises(FileNotFoundError, match=r"missing\.pkl"):
+        env.load("missing.pkl")
+
+
+def test_instance_lists_pick_one_instance_per_reset() -> None:
+    configs = [SyntheticPoolConfig(n_prompts=100, feature_dim=8, seed=s) for s in range(3)]
+    env = ActiveUFEnv(configs, batch_size=16, eval_size=20)
+    picked = {env.reset(seed=seed)[1]["instance_id"] for seed in range(12)}
+    assert picked == {0, 1, 2}
+    _, info = env.reset(seed=0, options={"instance": 2})
+    assert info["instance_id"] == 2 and env.pool.prompt_ids == env._instance(2).train.prompt_ids
+    with pytest.raises(ValueError, match=r"options\['instance'\] must be an index in \[0, 3\), got 5"):
+        env.reset(options={"instance": 5})
+
+
+def test_instances_must_share_shapes() -> None:
+    configs = [SyntheticPoolConfig(n_prompts=100, feature_dim=8), SyntheticPoolConfig(n_prompts=100, feature_dim=9)]
+    with pytest.raises(ValueError, match="instance 1 has K=30, D=9; expected K=30, D=8"):
+        ActiveUFEnv(configs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+        ({"budget": -3}, "budget must be a positive integer or None, got -3"),
+        ({"labeler": "oracle"}, "labeler must be 'judge' or 'first', got 'oracle'"),
+        ({"judge_calls_per_pair": 0}, "judge_calls_per_pair must be a positive integer or 'all', got 0"),
+        ({"render_mode": "human"}, "render_mode must be one of \\['ansi'\\] or None, got 'human'"),
+        ({"instances": []}, "instances must name at least one instance"),
+    ],
+)
+def test_bad_constructor_arguments_name_the_value(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ActiveUFEnv(**kwargs)
