@@ -55,7 +55,7 @@ def validate_pairs(
             f"expected an index in [0, {n_responses})"
         )
     rows = np.where(live, prompts, 0)
-    picked_valid = np.take_along_axis(pool.valid[rows], pairs, axis=1)
+    picked_valid = np.take_along_axis(pool.valid[rows], np.where(live[:, None], pairs, 0), axis=1)
     padded = live[:, None] & (pairs[:, :1] != pairs[:, 1:]) & ~picked_valid
     if padded.any():
         row, col = np.argwhere(padded)[0]

@@ -16,9 +16,8 @@ import gymnasium as gym
 
 def run_demo(env_id: str, agent_name: str, seed: int, out: object = sys.stdout) -> dict[str, float | int]:
     """Run one seeded episode of ``env_id`` with ``agent_name`` and print one row per round; return the last info."""
-    import agents  # the library does not depend on agents; only the command does
-
     import activeuf_env  # noqa: F401  (registers the ids)
+    import agents  # the library does not depend on agents; only the command does
 
     agent = agents.make(agent_name)
     env = gym.make(env_id, **agent.env_kwargs())

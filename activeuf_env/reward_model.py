@@ -295,7 +295,7 @@ class EnsembleRewardModel:
         if lr is not None:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=False)
         loss = self.data_loss(self._to_tensor(chosen), self._to_tensor(rejected))
         loss.backward()
         anchor = self._add_anchor_gradient()

@@ -1,0 +1,513 @@
+"""Downstream evaluation: how good are the models trained on the collected preference pairs (SPEC §10).
+
+The evaluator stands in for AUF's downstream training (a LoRA reward model scored on RewardBench 2, a DPO policy
+scored on GSM8K, IFEval, TruthfulQA and AlpacaEval 2). It trains two small proxies on the collected pairs and
+evaluates them on the held-out eval prompts against *true quality*:
+
+- ``rm_score``: a Bradley–Terry reward model, linear in the (normalised) response features, scored on a
+  RewardBench-2-style benchmark of 1 chosen vs 3 rejected responses per eval prompt in three categories
+  (*focus*, *precise*, *same-skill*); ``rm_score`` is the mean accuracy over the categories.
+- ``dpo_score``: a DPO policy restricted to each prompt's candidates, ``π_θ(y|x) ∝ π_ref(y|x)·exp(g_θ(φ_xy))``
+  with a linear log-ratio ``g_θ``, scored by its expected true quality relative to the reference (SFT) policy.
+
+Both proxies are **budget-limited optimisations, not fits to convergence**: plain SGD (no Adam) from the
+reference (``θ = 0``), a fixed small number of epochs at a small learning rate. How far a proxy moves then depends
+on how large and how consistent the contrasts in the data are (the "delta learning" effect AUF builds on); a DPO
+proxy trained to convergence anti-correlates with AUF's ranking (SPEC §10).
+
+Change logs:
+    * v0.1.0 - Initially added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from activeuf_env.pool import ResponsePool
+
+__all__ = ["CATEGORIES", "N_REJECTED", "DownstreamConfig", "DownstreamEvaluator", "DownstreamScores"]
+
+CATEGORIES: tuple[str, ...] = ("focus", "precise", "same_skill")
+"""The benchmark's categories, in the order of :attr:`DownstreamScores.rm_accuracy`."""
+
+N_REJECTED = 3
+"""Rejected responses per benchmark item (RewardBench 2: one chosen against three rejected)."""
+
+_SCALE_PROMPTS = 1024  # prompts read to estimate the feature scale (a memmapped pool is never read whole)
+_MIN_GAIN = 1e-9  # eval prompts whose best response is (numerically) no better than the reference are left out
+
+
+@dataclass(frozen=True)
+class DownstreamConfig:
+    """Every constant of the downstream evaluator (SPEC §10); validated on construction.
+
+    Defaults (a first calibration on ``ActiveUF/Synthetic-v0``): at ``dpo_lr = 3`` with 3 epochs of batch 32 the
+    DPO proxy stays in its budget-limited regime (the ranking of methods is the same at 1 and 3, and degrades toward
+    the converged, anti-correlated ranking at 30), and full-budget ``dpo_score`` values are of the order of AUF's
+    DPO gains (0.03 to 0.2). ``rm_lr = 0.5`` for 2 epochs leaves the reward model short of convergence too.
+    ``ref_center = 0.5`` and ``ref_width = 0.15`` put the reference's mass on the middle third of the models by skill.
+    Both proxies are trained by plain minibatch SGD from
+    ``θ = 0`` for a fixed budget: ``epochs`` passes over the pairs, minibatches of ``batch_size``, a constant
+    learning rate. Features are divided by one scalar (the root-mean-square norm of a response's feature minus its
+    prompt's mean feature, over the train pool) when ``normalize_features`` is set, so that learning rates mean the
+    same on pools of different feature dimension and scale.
+
+    Args:
+        rm_epochs: passes of the reward model's SGD over the pairs.
+        rm_lr: the reward model's SGD learning rate.
+        rm_batch_size: pairs per reward-model SGD step.
+        dpo_epochs: passes of the DPO policy's SGD over the pairs.
+        dpo_lr: the DPO policy's SGD learning rate.
+        dpo_batch_size: pairs per DPO SGD step.
+        dpo_beta: DPO's β in ``−log sigmoid(β (g(c) − g(r)))`` (AUF and the usual DPO default: 0.1).
+        ref_center: centre of the reference policy, as a model-skill quantile in ``[0, 1]`` (0 = the weakest model
+            of the pool by mean true quality, 1 = the strongest): the SFT model writes like a mid-skill model.
+        ref_width: width of the reference policy's Gaussian in skill quantile:
+            ``log π_ref(y|x) = −(q(model(y)) − ref_center)² / (2 ref_width²) + const``.
+        focus_top_fraction: the *focus* category draws its chosen response from this top fraction of a prompt's
+            responses by true quality.
+        focus_bottom_fraction: and its rejected ones from this bottom fraction ("clearly worse").
+        normalize_features: divide features by the pool's feature scale (see above).
+
+    Example:
+        >>> DownstreamConfig().dpo_beta
+        0.1
+        >>> DownstreamConfig(rm_lr=-1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: rm_lr must be a finite number > 0, got -1.0
+    """
+
+    rm_epochs: int = 2
+    rm_lr: float = 0.5
+    rm_batch_size: int = 32
+    dpo_epochs: int = 3
+    dpo_lr: float = 3.0
+    dpo_batch_size: int = 32
+    dpo_beta: float = 0.1
+    ref_center: float = 0.5
+    ref_width: float = 0.15
+    focus_top_fraction: float = 0.25
+    focus_bottom_fraction: float = 0.5
+    normalize_features: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("rm_epochs", "rm_batch_size", "dpo_epochs", "dpo_batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("rm_lr", "dpo_lr", "dpo_beta", "ref_width"):
+            _check_real(name, getattr(self, name), low_open=True)
+        _check_real("ref_center", self.ref_center, high=1.0)
+        for name in ("focus_top_fraction", "focus_bottom_fraction"):
+            _check_real(name, getattr(self, name), low_open=True, high=1.0)
+        if not isinstance(self.normalize_features, (bool, np.bool_)):
+            raise ValueError(f"normalize_features must be a bool, got {self.normalize_features!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a plain dict (for logging)."""
+        return asdict(self)
+
+
+def _check_real(name: str, value: Any, *, low_open: bool = False, high: float | None = None) -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite real ``>= 0`` (``> 0`` if ``low_open``), ``<= high``."""
+    bound = f"{'>' if low_open else '>='} 0" + ("" if high is None else f" and <= {high}")
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = ok and bool(np.isfinite(value)) and (value > 0 if low_open else value >= 0)
+    if not ok or (high is not None and value > high):
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DownstreamScores:
+    """Downstream scores of one set of pairs; every field is a plain Python number.
+
+    Args:
+        rm_score: mean of the three category accuracies of the reward model (chance is 0.25).
+        dpo_score: mean normalised policy improvement over the reference policy (0 = SFT, 1 = always the best).
+        score: ``(rm_score + dpo_score) / 2`` (AUF's "Final Score/Mean").
+        rm_focus: accuracy on the *focus* category.
+        rm_precise: accuracy on the *precise* category.
+        rm_same_skill: accuracy on the *same-skill* category.
+        n_pairs: number of pairs trained on.
+    """
+
+    rm_score: float
+    dpo_score: float
+    score: float
+    rm_focus: float
+    rm_precise: float
+    rm_same_skill: float
+    n_pairs: int
+
+    @property
+    def rm_accuracy(self) -> dict[str, float]:
+        """Per-category accuracies keyed by :data:`CATEGORIES`."""
+        return {"focus": self.rm_focus, "precise": self.rm_precise, "same_skill": self.rm_same_skill}
+
+    def to_dict(self) -> dict[str, float | int]:
+        """The scores as a plain dict (for ``info`` and logging)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Benchmark:
+    """RewardBench-2-style items: per category, response indices ``[n_eval, 1 + N_REJECTED]`` (column 0 chosen)
+    and a mask of the eval prompts that have an item in that category."""
+
+    items: dict[str, np.ndarray]
+    included: dict[str, np.ndarray]
+
+
+class DownstreamEvaluator:
+    """Trains the reward-model and DPO proxies on collected pairs and scores them on held-out prompts (SPEC §10).
+
+    Built once per instance; :meth:`evaluate` is a pure function of the pairs (the same pairs in any order give
+    identical floats), so it can run every round. Everything random (the benchmark's draws, the SGD minibatch
+    order) comes from generators seeded with ``seed``.
+
+    **Reward model** (``rm_score``). A Bradley–Terry model ``r(φ) = w·φ`` trained from ``w = 0`` by plain SGD on
+    ``−log sigmoid(r(c) − r(r))``. The benchmark, drawn once from the eval prompts and their *true quality*, mirrors
+    RewardBench 2: for each eval prompt one chosen and ``N_REJECTED = 3`` rejected responses in each category,
+
+    - *focus*: chosen uniform from the top ``focus_top_fraction`` of the prompt's responses by true quality,
+      rejected uniform from the bottom ``focus_bottom_fraction`` (clearly worse);
+    - *precise*: chosen = the best response, rejected = the next three best;
+    - *same-skill*: four responses of models adjacent in skill (a random window of four consecutive responses when
+      the prompt's responses are sorted by their model's mean true quality over both pools), chosen = the truly
+      best of the four, so that model identity says (almost) nothing.
+
+    Rejected responses are always strictly worse than the chosen one; a prompt with fewer than 4 valid responses
+    repeats rejected ones (and has no same-skill item). An item is correct when the chosen response outscores all
+    three rejected; ties at the top count as a uniform random tie-break (``1 / (1 + number tied)``), so the
+    untrained model (all scores equal) scores exactly chance, 0.25, and true quality scores 1.0.
+
+    **DPO policy** (``dpo_score``). ``π_θ(y|x) ∝ π_ref(y|x)·exp(g_θ(φ_xy))`` over each prompt's valid candidates, with
+    ``g_θ(φ) = θ·φ`` trained from ``θ = 0`` (the reference) by plain SGD on the DPO loss
+    ``−log sigmoid(β (g(c) − g(r)))``, ``β = dpo_beta = 0.1``. The reference (SFT) policy is
+    ``π_ref(y|x) ∝ exp(−(q_y − ref_center)² / (2 ref_width²))``, with ``q_y`` the skill quantile of the model that
+    wrote ``y``: its mass sits on mid-skill models. Per eval prompt the improvement is
+    ``(E_π[u] − E_ref[u]) / (max u − E_ref[u])`` (0 = no better than SFT, 1 = always the best response; negative
+    when worse), and ``dpo_score`` is its mean over eval prompts. Padded responses get zero mass.
+
+    Args:
+        train: the train pool, whose prompt indices the pairs refer to.
+        eval_pool: the held-out pool the proxies are scored on.
+        seed: seeds the benchmark draw and the SGD minibatch order.
+        config: the evaluator's constants (defaults to ``DownstreamConfig()``).
+
+    Example:
+        >>> from activeuf_env.synthetic import SyntheticPoolConfig, make_synthetic_pool
+        >>> pool = make_synthetic_pool(SyntheticPoolConfig(n_prompts=120, feature_dim=16))
+        >>> train, held_out = pool.split(40, np.random.default_rng(0))
+        >>> evaluator = DownstreamEvaluator(train, held_out, seed=0)
+        >>> untrained = evaluator.evaluate(np.zeros((0, 3), np.int64))
+        >>> untrained.rm_score, untrained.dpo_score
+        (0.25, 0.0)
+        >>> evaluator.score_reward_model(held_out.true_quality)["focus"]
+        1.0
+        >>> oracle = evaluator.evaluate(evaluator.oracle_pairs())
+        >>> oracle.dpo_score > 0 and oracle.rm_score > 0.25
+        True
+    """
+
+    def __init__(
+        self, train: ResponsePool, eval_pool: ResponsePool, seed: int = 0, config: DownstreamConfig | None = None
+    ) -> None:
+        if not isinstance(train, ResponsePool) or not isinstance(eval_pool, ResponsePool):
+            raise ValueError(
+                f"train and eval_pool must be ResponsePool, got {type(train).__name__} and {type(eval_pool).__name__}"
+            )
+        if train.feature_dim != eval_pool.feature_dim:
+            raise ValueError(
+                f"eval_pool must have the train pool's feature dimension {train.feature_dim}, "
+                f"got {eval_pool.feature_dim}"
+            )
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.config = config if config is not None else DownstreamConfig()
+        if not isinstance(self.config, DownstreamConfig):
+            raise ValueError(f"config must be a DownstreamConfig, got {type(self.config).__name__}")
+        self.train, self.eval_pool, self.seed = train, eval_pool, int(seed)
+        cfg = self.config
+
+        self.feature_scale = _feature_scale(train) if cfg.normalize_features else 1.0
+        self.skill_quantile = model_skill_quantiles(train, eval_pool)
+        self._eval_features = np.asarray(eval_pool.features, dtype=np.float64) / self.feature_scale
+        self._eval_valid = eval_pool.valid
+        self._eval_quality = np.where(eval_pool.valid, eval_pool.true_quality, 0.0).astype(np.float64)
+        quantile = self.skill_quantile[eval_pool.model_ids]
+        log_ref = -0.5 * ((quantile - cfg.ref_center) / cfg.ref_width) ** 2
+        self._log_ref = np.where(eval_pool.valid, log_ref, -np.inf)
+        self._ref_value = self._expected_quality(np.zeros_like(self._eval_quality))
+        best = np.max(np.where(eval_pool.valid, eval_pool.true_quality, -np.inf), axis=1).astype(np.float64)
+        self._gain = best - self._ref_value
+        self._dpo_included = self._gain > _MIN_GAIN * max(1.0, float(np.max(np.abs(best))))
+        if not self._dpo_included.any():
+            raise ValueError("eval_pool has no prompt whose best response beats the reference policy's expectation")
+        self._benchmark = _build_benchmark(eval_pool, self.skill_quantile, cfg, np.random.default_rng([self.seed, 0]))
+        self._reference: DownstreamScores | None = None
+
+    # ------------------------------------------------------------------ public API
+
+    def evaluate(self, pairs: np.ndarray) -> DownstreamScores:
+        """Train both proxies on ``pairs`` and score them on the eval prompts.
+
+        Args:
+            pairs: int array ``[n, 3]`` of (train prompt index, chosen response, rejected response), or ``[n, 4]``
+                as returned by ``ActiveUFEnv.collected_pairs()`` (the fourth column, the round, is ignored).
+                ``n = 0`` gives the untrained models' scores (``rm_score`` 0.25, ``dpo_score`` 0.0).
+
+        Returns:
+            The :class:`DownstreamScores`; identical for the same pairs in any order.
+
+        Raises:
+            ValueError: for a wrong shape or dtype, an index out of range or a padded response (the message names
+                the row and the value).
+        """
+        pairs = self._check_pairs(pairs)
+        delta = self._pair_differences(pairs)
+        cfg = self.config
+        w = _sgd_logistic(delta, 1.0, cfg.rm_epochs, cfg.rm_lr, cfg.rm_batch_size, self._sgd_rng())
+        theta = _sgd_logistic(delta, cfg.dpo_beta, cfg.dpo_epochs, cfg.dpo_lr, cfg.dpo_batch_size, self._sgd_rng())
+        accuracy = self.score_reward_model(self._eval_features @ w)
+        dpo = self.score_policy(self._eval_features @ theta)
+        rm = float(np.mean([accuracy[c] for c in CATEGORIES]))
+        return DownstreamScores(
+            rm_score=rm,
+            dpo_score=dpo,
+            score=(rm + dpo) / 2.0,
+            rm_focus=accuracy["focus"],
+            rm_precise=accuracy["precise"],
+            rm_same_skill=accuracy["same_skill"],
+            n_pairs=len(pairs),
+        )
+
+    def score_reward_model(self, scores: np.ndarray) -> dict[str, float]:
+        """Accuracy of any reward model on the benchmark, given its scores of every eval response.
+
+        Args:
+            scores: float ``[n_eval_prompts, K]``, the reward of every eval response (padded slots are ignored).
+                Passing ``eval_pool.true_quality`` (a perfect reward model) gives 1.0 in every category.
+
+        Returns:
+            ``{category: accuracy}`` for each of :data:`CATEGORIES` (plain floats; ties count ``1 / (1 + tied)``).
+        """
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.shape != self._eval_valid.shape:
+            raise ValueError(f"scores must have shape {self._eval_valid.shape} (eval prompts, K), got {scores.shape}")
+        if not np.isfinite(scores[self._eval_valid]).all():
+            raise ValueError("scores must be finite on every valid eval response")
+        out = {}
+        for category in CATEGORIES:
+            items, included = self._benchmark.items[category], self._benchmark.included[category]
+            picked = np.take_along_axis(scores, items, axis=1)[included]
+            chosen, rejected = picked[:, :1], picked[:, 1:]
+            top = rejected.max(axis=1, keepdims=True)
+            tied = np.sum(rejected == chosen, axis=1)
+            credit = np.where(chosen[:, 0] > top[:, 0], 1.0, np.where(chosen[:, 0] == top[:, 0], 1.0 / (1 + tied), 0.0))
+            out[category] = float(credit.mean()) if credit.size else 0.0
+        return out
+
+    def score_policy(self, log_ratio: np.ndarray) -> float:
+        """``dpo_score`` of the policy ``π ∝ π_ref·exp(log_ratio)`` on the eval prompts.
+
+        Args:
+            log_ratio: float ``[n_eval_prompts, K]``, the policy's log-ratio ``g`` to the reference for every eval
+                response (padded slots are ignored). All zeros (the reference policy) gives exactly 0.0.
+
+        Returns:
+            The mean over eval prompts of ``(E_π[u] − E_ref[u]) / (max u − E_ref[u])``.
+        """
+        log_ratio = np.asarray(log_ratio, dtype=np.float64)
+        if log_ratio.shape != self._eval_valid.shape:
+            raise ValueError(
+                f"log_ratio must have shape {self._eval_valid.shape} (eval prompts, K), got {log_ratio.shape}"
+            )
+        if not np.isfinite(log_ratio[self._eval_valid]).all():
+            raise ValueError("log_ratio must be finite on every valid eval response")
+        value = self._expected_quality(log_ratio)
+        inc = self._dpo_included
+        return float(np.mean((value[inc] - self._ref_value[inc]) / self._gain[inc]))
+
+    def oracle_pairs(self) -> np.ndarray:
+        """The oracle dataset: (prompt, truly best, truly worst) for every train prompt, int64 ``[N_train, 3]``."""
+        quality = self.train.true_quality
+        best = np.argmax(np.where(self.train.valid, quality, -np.inf), axis=1)
+        worst = np.argmin(np.where(self.train.valid, quality, np.inf), axis=1)
+        return np.stack([np.arange(self.train.n_prompts), best, worst], axis=1).astype(np.int64)
+
+    def reference_scores(self) -> DownstreamScores:
+        """The scores of the evaluator trained on :meth:`oracle_pairs` (computed once, then cached)."""
+        if self._reference is None:
+            self._reference = self.evaluate(self.oracle_pairs())
+        return self._reference
+
+    def reference_score(self) -> float:
+        """The reference score ``S*`` of the instance: ``score`` of :meth:`reference_scores` (cached)."""
+        return self.reference_scores().score
+
+    # ------------------------------------------------------------------ internals
+
+    def _sgd_rng(self) -> np.random.Generator:
+        """A fresh generator per fit, so that an evaluation is a pure function of its pairs."""
+        return np.random.default_rng([self.seed, 1])
+
+    def _expected_quality(self, log_ratio: np.ndarray) -> np.ndarray:
+        """``E_π[u]`` per eval prompt for ``π ∝ π_ref·exp(log_ratio)`` (padded responses get zero mass)."""
+        logits = self._log_ref + log_ratio
+        logits = logits - logits.max(axis=1, keepdims=True)
+        weights = np.exp(logits)
+        return np.sum(weights * self._eval_quality, axis=1) / np.sum(weights, axis=1)
+
+    def _check_pairs(self, pairs: np.ndarray) -> np.ndarray:
+        pairs = np.asarray(pairs)
+        if pairs.ndim != 2 or pairs.shape[1] not in (3, 4):
+            raise ValueError(f"pairs must have shape [n, 3] or [n, 4], got {pairs.shape}")
+        if pairs.size and not np.issubdtype(pairs.dtype, np.integer):
+            raise ValueError(f"pairs must be integers, got dtype {pairs.dtype}")
+        pairs = pairs[:, :3].astype(np.int64)
+        n, k = self.train.n_prompts, self.train.n_responses
+        for column, name, high in ((0, "prompt index", n), (1, "chosen index", k), (2, "rejected index", k)):
+            bad = (pairs[:, column] < 0) | (pairs[:, column] >= high)
+            if bad.any():
+                row = int(np.argmax(bad))
+                raise ValueError(f"pairs row {row}: {name} must lie in [0, {high}), got {int(pairs[row, column])}")
+        padded = ~(self.train.valid[pairs[:, 0], pairs[:, 1]] & self.train.valid[pairs[:, 0], pairs[:, 2]])
+        if padded.any():
+            row = int(np.argmax(padded))
+            raise ValueError(f"pairs row {row}: {pairs[row].tolist()} names a padded (invalid) response")
+        # Canonical order, so that the SGD minibatches (and hence the scores) do not depend on the input order.
+        return pairs[np.lexsort((pairs[:, 2], pairs[:, 1], pairs[:, 0]))]
+
+    def _pair_differences(self, pairs: np.ndarray) -> np.ndarray:
+        """Normalised feature differences ``φ(chosen) − φ(rejected)``, float64 ``[n, D]``."""
+        if not len(pairs):
+            return np.zeros((0, self.train.feature_dim))
+        p, c, r = pairs.T
+        chosen = np.asarray(self.train.features[p, c], dtype=np.float64)
+        rejected = np.asarray(self.train.features[p, r], dtype=np.float64)
+        return (chosen - rejected) / self.feature_scale
+
+
+def model_skill_quantiles(*pools: ResponsePool) -> np.ndarray:
+    """Each model's skill quantile in ``[0, 1]``: the rank of its mean true quality over the pools' valid responses.
+
+    Args:
+        *pools: pools sharing one model list (e.g. the train and eval pools of an instance).
+
+    Returns:
+        float64 ``[n_models]``: 0 for the weakest model, 1 for the strongest (ties broken by model id); models
+        without a valid response get the quantile 0.5.
+
+    Example:
+        >>> pool = ResponsePool(np.zeros((1, 3, 1), np.float32), np.zeros((1, 3), np.float32),
+        ...     np.array([[2.0, 0.0, 1.0]], np.float32), np.array([[0, 1, 2]]), np.ones((1, 3), bool),
+        ...     ["a", "b", "c"], ["p"])
+        >>> model_skill_quantiles(pool).tolist()
+        [1.0, 0.0, 0.5]
+    """
+    n_models = max(pool.n_models for pool in pools)
+    total = np.zeros(n_models)
+    count = np.zeros(n_models)
+    for pool in pools:
+        ids = pool.model_ids[pool.valid]
+        total += np.bincount(ids, weights=pool.true_quality[pool.valid].astype(np.float64), minlength=n_models)
+        count += np.bincount(ids, minlength=n_models)
+    present = count > 0
+    quantile = np.full(n_models, 0.5)
+    if present.sum() > 1:
+        mean = total[present] / count[present]
+        rank = np.argsort(np.argsort(mean, kind="stable"), kind="stable")
+        quantile[present] = rank / (present.sum() - 1)
+    return quantile
+
+
+def _feature_scale(pool: ResponsePool) -> float:
+    """Root-mean-square norm of a valid response's feature minus its prompt's mean (valid) feature.
+
+    Estimated on the first ``_SCALE_PROMPTS`` prompts (in float32: a scale needs no more precision).
+    """
+    rows = slice(0, min(pool.n_prompts, _SCALE_PROMPTS))
+    valid = pool.valid[rows]
+    features = np.where(valid[..., None], np.asarray(pool.features[rows], dtype=np.float32), np.float32(0.0))
+    mean = features.sum(axis=1, keepdims=True) / valid.sum(axis=1)[:, None, None].astype(np.float32)
+    centred = np.where(valid[..., None], features - mean, np.float32(0.0))
+    scale = float(np.sqrt(np.sum(centred * centred, dtype=np.float64) / valid.sum()))
+    return scale if scale > 0 else 1.0
+
+
+def _sgd_logistic(
+    delta: np.ndarray, beta: float, epochs: int, lr: float, batch_size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Plain minibatch SGD from zero on ``mean −log sigmoid(β θ·Δ)``; returns ``θ`` (float64 ``[D]``).
+
+    The gradient of one pair is ``−β sigmoid(−β θ·Δ) Δ``. The loop runs over epochs and minibatches only.
+    """
+    theta = np.zeros(delta.shape[1])
+    n = len(delta)
+    for _ in range(epochs if n else 0):
+        order = rng.permutation(n)
+        for start in range(0, n, batch_size):
+            batch = delta[order[start : start + batch_size]]
+            margin = beta * (batch @ theta)
+            weight = 0.5 * (1.0 - np.tanh(0.5 * margin))  # sigmoid(−margin), overflow-free
+            theta += lr * beta * (weight @ batch) / len(batch)
+    return theta
+
+
+def _sample_among(candidates: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Per row, ``count`` indices drawn uniformly without replacement from the True entries of ``candidates``
+    (cycling, i.e. repeating, when a row has fewer than ``count``); rows with none give index 0."""
+    keys = np.where(candidates, rng.random(candidates.shape), np.inf)
+    order = np.argsort(keys, axis=1, kind="stable")
+    n_candidates = np.maximum(candidates.sum(axis=1), 1)
+    columns = np.arange(count)[None, :] % n_candidates[:, None]
+    return np.take_along_axis(order, columns, axis=1)
+
+
+def _build_benchmark(
+    pool: ResponsePool, skill_quantile: np.ndarray, cfg: DownstreamConfig, rng: np.random.Generator
+) -> _Benchmark:
+    """Draw the RewardBench-2-style items of every eval prompt (vectorized over prompts)."""
+    valid = pool.valid
+    quality = np.where(valid, pool.true_quality, -np.inf).astype(np.float64)
+    n_valid = valid.sum(axis=1)
+    by_quality = np.argsort(-quality, axis=1, kind="stable")  # best first, padded last
+    rank = np.argsort(by_quality, axis=1, kind="stable")
+    rows = np.arange(pool.n_prompts)
+    items, included = {}, {}
+
+    # (a) focus: chosen among the top fraction, rejected among the bottom fraction and strictly worse.
+    n_top = np.maximum(np.ceil(cfg.focus_top_fraction * n_valid), 1)
+    chosen = _sample_among(valid & (rank < n_top[:, None]), 1, rng)[:, 0]
+    n_bottom = np.maximum(np.ceil(cfg.focus_bottom_fraction * n_valid), 1)
+    worse = valid & (rank >= (n_valid - n_bottom)[:, None]) & (quality < quality[rows, chosen][:, None])
+    items["focus"] = np.concatenate([chosen[:, None], _sample_among(worse, N_REJECTED, rng)], axis=1)
+    included["focus"] = worse.any(axis=1)
+
+    # (b) precise: the best against the next best that are strictly worse.
+    best = by_quality[:, 0]
+    below = valid & (quality < quality[rows, best][:, None])
+    next_best = np.argsort(np.where(below, -quality, np.inf), axis=1, kind="stable")
+    n_below = np.maximum(below.sum(axis=1), 1)
+    columns = np.arange(N_REJECTED)[None, :] % n_below[:, None]
+    items["precise"] = np.concatenate([best[:, None], np.take_along_axis(next_best, columns, axis=1)], axis=1)
+    included["precise"] = below.any(axis=1)
+
+    # (c) same-skill: a random window of 1 + N_REJECTED responses adjacent in model skill; chosen = truly best.
+    window = 1 + N_REJECTED
+    skill = np.where(valid, skill_quantile[pool.model_ids], np.inf)
+    by_skill = np.argsort(skill, axis=1, kind="stable")
+    start = np.floor(rng.random(pool.n_prompts) * np.maximum(n_valid - window + 1, 1)).astype(np.int64)
+    group = np.take_along_axis(by_skill, np.minimum(start[:, None] + np.arange(window), pool.n_responses - 1), axis=1)
+    group_quality = np.take_along_axis(quality, group, axis=1)
+    order = np.argsort(-group_quality, axis=1, kind="stable")
+    group = np.take_along_axis(group, order, axis=1)
+    sorted_quality = np.take_along_axis(group_quality, order, axis=1)
+    items["same_skill"] = group
+    included["same_skill"] = (n_valid >= window) & (sorted_quality[:, 0] > sorted_quality[:, 1])
+    return _Benchmark(items=items, included=included)
