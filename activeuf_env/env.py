@@ -415,11 +415,9 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         state = {k: v for k, v in ep.items() if k not in ("model", "buffer")}
         state["model"] = ep["model"].state_dict()
         state["buffer"] = ep["buffer"].state_dict()
-        state["counts"] = dict(ep["counts"])
-        state["collected"] = [a.copy() for a in ep["collected"]]
         state["rng"] = self.np_random.bit_generator.state
         state["version"] = _STATE_VERSION
-        return pickle.loads(pickle.dumps(state))
+        return pickle.loads(pickle.dumps(state))  # a deep copy: later steps must not change a saved state
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Resume an episode saved by :meth:`get_state` on an env built with the same arguments."""

@@ -6,6 +6,7 @@ Heads are stored as stacked tensors ``[H, ...]`` and run together: the first lay
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -140,8 +141,8 @@ class ReplayBuffer:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to restore the buffer."""
         return {
-            "chosen": self.chosen[: self._size].copy() if self._size < self.capacity else self.chosen.copy(),
-            "rejected": self.rejected[: self._size].copy() if self._size < self.capacity else self.rejected.copy(),
+            "chosen": self.chosen[: self._size].copy(),
+            "rejected": self.rejected[: self._size].copy(),
             "size": self._size,
             "next": self._next,
         }
@@ -191,7 +192,7 @@ class EnsembleRewardModel:
     ) -> None:
         base = config or RewardModelConfig()
         overrides = {k: v for k, v in (("n_heads", n_heads), ("hidden_dim", hidden_dim)) if v is not None}
-        self.config = RewardModelConfig(**{**base.__dict__, **overrides}) if overrides else base
+        self.config = dataclasses.replace(base, **overrides)
         if feature_dim < 1:
             raise ValueError(f"feature_dim must be at least 1, got {feature_dim}")
         self.feature_dim = int(feature_dim)
