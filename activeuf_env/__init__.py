@@ -42,6 +42,8 @@ __all__ = [
 PAPER_SCALE_EVAL_PROMPTS = 4096
 PAPER_SCALE_POOL = SyntheticPoolConfig(n_prompts=60_829 + PAPER_SCALE_EVAL_PROMPTS)
 """AUF scale: 60,829 train prompts (951 rounds of 64) plus 4,096 held-out prompts, 30 responses each."""
+PAPER_SCALE_EVAL_EVERY = 8
+"""Downstream evaluation retrains on every pair collected so far, so at AUF scale it runs every 8th round."""
 
 
 def _register(env_id: str, **kwargs: object) -> None:
@@ -51,5 +53,9 @@ def _register(env_id: str, **kwargs: object) -> None:
 
 _register("ActiveUF/Synthetic-v0", instances=SyntheticPoolConfig(), batch_size=64, eval_size=256)
 _register(
-    "ActiveUF/SyntheticPaperScale-v0", instances=PAPER_SCALE_POOL, batch_size=64, eval_size=PAPER_SCALE_EVAL_PROMPTS
+    "ActiveUF/SyntheticPaperScale-v0",
+    instances=PAPER_SCALE_POOL,
+    batch_size=64,
+    eval_size=PAPER_SCALE_EVAL_PROMPTS,
+    eval_every=PAPER_SCALE_EVAL_EVERY,
 )

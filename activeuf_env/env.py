@@ -14,13 +14,14 @@ import numpy as np
 from gymnasium import spaces
 
 from activeuf_env.actions import validate_pairs
+from activeuf_env.downstream import DownstreamConfig, DownstreamEvaluator, DownstreamScores
 from activeuf_env.judges import Judge, make_judge
 from activeuf_env.pool import ResponsePool
 from activeuf_env.render import render_prompt_table
 from activeuf_env.reward_model import EnsembleRewardModel, ReplayBuffer, RewardModelConfig, anchor_weight_at
 from activeuf_env.synthetic import SyntheticPoolConfig, make_synthetic_pool
 
-__all__ = ["OBS_BOUND", "ActiveUFEnv", "InstanceSpec"]
+__all__ = ["OBS_BOUND", "REWARD_METRICS", "ActiveUFEnv", "InstanceSpec"]
 
 OBS_BOUND = 1e4
 """Finite bound of the float observation boxes; reward-model outputs are clipped to it (never reached in practice)."""
@@ -28,7 +29,11 @@ OBS_BOUND = 1e4
 InstanceSpec = ResponsePool | SyntheticPoolConfig | Callable[[], ResponsePool]
 """An instance's pool: a pool, a synthetic config (drawn lazily), or a picklable zero-argument pool factory."""
 
-_STATE_VERSION = 1
+REWARD_METRICS: dict[str, str | None] = {"score": "score", "dpo": "dpo_score", "rm": "rm_score", "none": None}
+"""The ``reward=`` choices and the downstream score each one rewards the change of."""
+
+_SCORE_KEYS = ("rm_score", "dpo_score", "score", "rm_focus", "rm_precise", "rm_same_skill")
+_STATE_VERSION = 2
 
 
 @dataclass
@@ -38,6 +43,7 @@ class _Instance:
     train: ResponsePool
     eval: ResponsePool
     judge: Judge
+    evaluator: DownstreamEvaluator
 
 
 class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
@@ -77,8 +83,13 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     ## Rewards
 
-    The reward will reflect the downstream quality of models trained on the collected pairs (SPEC §10); that
-    evaluator is not implemented yet, so every reward is 0.0 and ``info`` carries no downstream score.
+    Every ``eval_every`` rounds (and always after the last one) a
+    :class:`~activeuf_env.downstream.DownstreamEvaluator` trains a reward-model proxy and a DPO-policy proxy on
+    all pairs collected so far and scores them on the held-out eval prompts: ``rm_score`` (RewardBench-2-style
+    accuracy, chance 0.25), ``dpo_score`` (policy improvement over the SFT reference, 0 at the start) and their mean
+    ``score``. The reward is the change of the chosen metric since the previous evaluation (``reward="score"``,
+    ``"dpo"`` or ``"rm"``; 0.0 between evaluations), so the episode's return is the final minus the initial value.
+    ``reward="none"`` gives 0.0 always (the scores are still reported); ``eval_every=None`` turns evaluation off.
 
     ## Episode End
 
@@ -93,6 +104,10 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ``round_labels``, ``pair_gap`` (mean true-quality gap of this round's collected pairs; 0.0 if none),
     ``label_accuracy`` (fraction of this round's collected pairs whose orientation agrees with true quality; 0.0 if
     none: weight by ``round_labels``), ``enn_loss`` (mean training loss this round) and ``instance_id``.
+    With evaluation on, also ``rm_score``, ``dpo_score``, ``score``, the per-category accuracies ``rm_focus``,
+    ``rm_precise``, ``rm_same_skill`` and ``regret`` (``S* − score``, where ``S*`` is the score of the evaluator
+    trained on oracle pairs, :meth:`reference_score`): evaluated at reset (no pairs yet) and carried between
+    evaluations, so they are always present and never NaN.
 
     ## Arguments
 
@@ -111,12 +126,15 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
       ``"all"``, every valid response of the prompt).
     * ``expose_judge_scores``, ``observe_features``: add the optional observation keys.
     * ``reward_model``: :class:`~activeuf_env.reward_model.RewardModelConfig` of the ensemble.
+    * ``reward``: ``"score"`` (default), ``"dpo"``, ``"rm"`` or ``"none"`` (see Rewards).
+    * ``eval_every``: evaluate the downstream proxies every this many rounds (and after the last); ``None``: never.
+    * ``downstream``: :class:`~activeuf_env.downstream.DownstreamConfig` of the evaluator.
     * ``device``: torch device of the ensemble.
     * ``render_mode``: ``None`` or ``"ansi"``.
 
     ## Version History
 
-    * v0: initial version.
+    * v0: initial version (downstream reward and scores added before the first release).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -137,6 +155,9 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         expose_judge_scores: bool = False,
         observe_features: bool = False,
         reward_model: RewardModelConfig | None = None,
+        reward: Literal["score", "dpo", "rm", "none"] = "score",
+        eval_every: int | None = 1,
+        downstream: DownstreamConfig | None = None,
         device: str = "cpu",
         render_mode: str | None = None,
     ) -> None:
@@ -151,6 +172,14 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             not isinstance(judge_calls_per_pair, (int, np.integer)) or judge_calls_per_pair < 1
         ):
             raise ValueError(f"judge_calls_per_pair must be a positive integer or 'all', got {judge_calls_per_pair!r}")
+        if reward not in REWARD_METRICS:
+            raise ValueError(f"reward must be one of {sorted(REWARD_METRICS)}, got {reward!r}")
+        if eval_every is not None and (
+            isinstance(eval_every, bool) or not isinstance(eval_every, (int, np.integer)) or eval_every < 1
+        ):
+            raise ValueError(f"eval_every must be a positive integer or None, got {eval_every!r}")
+        if downstream is not None and not isinstance(downstream, DownstreamConfig):
+            raise ValueError(f"downstream must be a DownstreamConfig or None, got {type(downstream).__name__}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
 
@@ -165,6 +194,9 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.expose_judge_scores = bool(expose_judge_scores)
         self.observe_features = bool(observe_features)
         self.reward_model_config = reward_model or RewardModelConfig()
+        self.reward = reward
+        self.eval_every = None if eval_every is None else int(eval_every)
+        self.downstream_config = downstream or DownstreamConfig()
         self.device = device
         self.render_mode = render_mode
         self._cache: dict[int, _Instance] = {}
@@ -211,7 +243,9 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             pool = self._load_pool(index)
             train, held_out = pool.split(self.eval_size, np.random.default_rng([self.split_seed, index]))
             judge = make_judge(train.judge_scores, self.judge_name, self.judge_noise, **self.judge_kwargs)
-            self._cache[index] = _Instance(train=train, eval=held_out, judge=judge)
+            seed = int(np.random.SeedSequence([self.split_seed, index]).generate_state(1)[0])
+            evaluator = DownstreamEvaluator(train, held_out, seed=seed, config=self.downstream_config)
+            self._cache[index] = _Instance(train=train, eval=held_out, judge=judge, evaluator=evaluator)
         return self._cache[index]
 
     @property
@@ -223,6 +257,10 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def eval_pool(self) -> ResponsePool:
         """The held-out eval pool of the current episode's instance."""
         return self._instance(self._require_episode()["instance_id"]).eval
+
+    def reference_score(self) -> float:
+        """``S*`` of the current instance: the downstream score of oracle pairs for every train prompt (cached)."""
+        return self._instance(self._require_episode()["instance_id"]).evaluator.reference_score()
 
     def _require_episode(self) -> dict[str, Any]:
         if self._episode is None:
@@ -262,7 +300,9 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             "model": model,
             "buffer": ReplayBuffer(self.batch_size * cfg.replay_factor, train.feature_dim),
             "last": None,
+            "scores": None,
         }
+        self._evaluate(self._episode)
         observation = self._observe()
         self._episode["observation"] = observation
         return _copy_obs(observation), self._info(round_stats=None)
@@ -291,10 +331,13 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._train_model(ep)
         ep["round"] += 1
         terminated = ep["round"] >= ep["n_rounds"] or ep["counts"]["labels"] >= ep["budget"]
+        reward = 0.0
+        if self.eval_every is not None and (terminated or ep["round"] % self.eval_every == 0):
+            reward = self._evaluate(ep)
         observation = self._observe(terminal=terminated)
         ep["last"] = {"observation": ep["observation"], "prompts": prompts, "pairs": pairs, **round_stats}
         ep["observation"] = observation
-        return _copy_obs(observation), 0.0, terminated, False, self._info(round_stats)
+        return _copy_obs(observation), reward, terminated, False, self._info(round_stats)
 
     def _label_and_store(
         self, ep: dict[str, Any], inst: _Instance, prompts: np.ndarray, pairs: np.ndarray
@@ -332,6 +375,20 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             "sent": sent,
             "keep": keep,
         }
+
+    def _evaluate(self, ep: dict[str, Any]) -> float:
+        """Score the pairs collected so far downstream; return the change of the rewarded metric (0.0 at reset)."""
+        if self.eval_every is None:
+            return 0.0
+        evaluator = self._instance(ep["instance_id"]).evaluator
+        scores: DownstreamScores = evaluator.evaluate(self.collected_pairs())
+        values = {key: float(getattr(scores, key)) for key in _SCORE_KEYS}
+        values["regret"] = float(evaluator.reference_score() - scores.score)
+        previous, ep["scores"] = ep["scores"], values
+        metric = REWARD_METRICS[self.reward]
+        if previous is None or metric is None:
+            return 0.0
+        return values[metric] - previous[metric]
 
     def _train_model(self, ep: dict[str, Any]) -> None:
         cfg, model = self.reward_model_config, ep["model"]
@@ -384,6 +441,8 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             info["pair_gap"] = float(round_stats["pair_gap"])
             info["label_accuracy"] = float(round_stats["label_accuracy"])
             info["enn_loss"] = float(ep["loss"])
+        if ep["scores"] is not None:
+            info.update(ep["scores"])
         return info
 
     # ------------------------------------------------------------------ render, close, state

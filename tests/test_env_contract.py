@@ -75,6 +75,13 @@ def test_info_keys_are_plain_python_numbers(make_small_env) -> None:
         "pair_gap",
         "label_accuracy",
         "enn_loss",
+        "rm_score",
+        "dpo_score",
+        "score",
+        "rm_focus",
+        "rm_precise",
+        "rm_same_skill",
+        "regret",
     }
     assert set(info) == expected
     assert all(type(v) in (int, float) for v in info.values())
@@ -155,7 +162,7 @@ def test_set_state_rejects_unknown_versions(make_small_env) -> None:
     env.reset(seed=0)
     state = env.get_state()
     state["version"] = 99
-    with pytest.raises(ValueError, match="version 1, got 99"):
+    with pytest.raises(ValueError, match="version 2, got 99"):
         env.set_state(state)
     with pytest.raises(FileNotFoundError, match=r"missing\.pkl"):
         env.load("missing.pkl")
@@ -192,3 +199,48 @@ def test_instances_must_share_shapes() -> None:
 def test_bad_constructor_arguments_name_the_value(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ActiveUFEnv(**kwargs)
+
+
+@pytest.mark.parametrize("reward, metric", [("score", "score"), ("dpo", "dpo_score"), ("rm", "rm_score")])
+def test_episode_return_is_final_minus_initial_score(make_small_env, reward, metric) -> None:
+    trajectory = run_episode(make_small_env(reward=reward), seed=0)
+    initial, final = trajectory[0][-1][metric], trajectory[-1][-1][metric]
+    episode_return = sum(float(step[1]) for step in trajectory[1:])
+    assert episode_return == pytest.approx(final - initial, abs=1e-12)
+    assert final != initial  # the pairs taught the proxies something
+    assert trajectory[0][-1]["rm_score"] == 0.25 and trajectory[0][-1]["dpo_score"] == 0.0
+
+
+def test_eval_every_carries_scores_between_evaluations(make_small_env) -> None:
+    trajectory = run_episode(make_small_env(eval_every=3), seed=0)
+    rewards = [float(step[1]) for step in trajectory[1:]]
+    scores = [step[-1]["score"] for step in trajectory]
+    for t in range(1, len(trajectory)):
+        evaluated = t % 3 == 0 or t == len(trajectory) - 1
+        if not evaluated:
+            assert rewards[t - 1] == 0.0 and scores[t] == scores[t - 1]
+    assert sum(rewards) == pytest.approx(scores[-1] - scores[0], abs=1e-12)
+
+
+def test_regret_is_reference_score_minus_score(make_small_env) -> None:
+    env = make_small_env()
+    *_, info = run_episode(env, seed=0)[-1]
+    assert info["regret"] == pytest.approx(env.reference_score() - info["score"], abs=1e-12)
+    assert env.reference_score() > info["score"] > 0.125  # random pairs beat untrained, fall short of oracle
+
+
+def test_reward_none_and_no_evaluation(make_small_env) -> None:
+    trajectory = run_episode(make_small_env(reward="none"), seed=0)
+    assert all(step[1] == 0.0 for step in trajectory) and "score" in trajectory[-1][-1]
+    trajectory = run_episode(make_small_env(eval_every=None), seed=0)
+    assert all(step[1] == 0.0 for step in trajectory)
+    assert not {"score", "rm_score", "dpo_score", "regret"} & set(trajectory[-1][-1])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"reward": "loss"}, "reward must be one of"), ({"eval_every": 0}, "eval_every must be a positive integer")],
+)
+def test_bad_reward_arguments_are_named(make_small_env, kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_small_env(**kwargs)
