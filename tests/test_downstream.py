@@ -27,6 +27,10 @@ from activeuf_env.pool import ResponsePool
 
 K, D = 8, 12
 
+DIRECTION_ONLY = DownstreamConfig(rm_temperature=0.0, dpo_support_width=None, dpo_lr=3.0)
+"""Hard benchmark accuracy and unweighted DPO pairs: only the direction a proxy learns matters (the pre-calibration
+evaluator), which gives the large known-answer margins below."""
+
 
 def make_pool(rng: np.random.Generator, n: int, prefix: str, signal: float = 0.5) -> ResponsePool:
     """``n`` prompts of ``K`` responses, one per model; skill runs from -2 (model 0) to 2 (model K - 1)."""
@@ -90,7 +94,7 @@ def evaluator(pools: tuple[ResponsePool, ResponsePool]) -> DownstreamEvaluator:
 def test_oracle_beats_random_beats_reversed(seed: int) -> None:
     rng = np.random.default_rng(100 + seed)
     train, held_out = make_pool(rng, 200, "t"), make_pool(rng, 200, "e")
-    evaluator = DownstreamEvaluator(train, held_out, seed=seed)
+    evaluator = DownstreamEvaluator(train, held_out, seed=seed, config=DIRECTION_ONLY)
     random_pairs = judged_random_pairs(train, rng)
     oracle = evaluator.evaluate(evaluator.oracle_pairs())
     random = evaluator.evaluate(random_pairs)
@@ -100,6 +104,54 @@ def test_oracle_beats_random_beats_reversed(seed: int) -> None:
     assert oracle.dpo_score > random.dpo_score + 0.02 > reversed_.dpo_score + 0.04
     assert random.rm_score > 0.25 > reversed_.rm_score  # better / worse than chance
     assert random.dpo_score > 0.0 > reversed_.dpo_score  # better / worse than the reference policy
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_default_evaluator_keeps_the_reward_model_ranking(seed: int) -> None:
+    """With the soft accuracy the margins shrink (the untrained model's preferences stay in the scores) but the
+    order is the same: oracle pairs, then judge-labelled random pairs, then chance, then the reversed pairs."""
+    rng = np.random.default_rng(100 + seed)
+    train, held_out = make_pool(rng, 200, "t"), make_pool(rng, 200, "e")
+    evaluator = DownstreamEvaluator(train, held_out, seed=seed)
+    random_pairs = judged_random_pairs(train, rng)
+    oracle = evaluator.evaluate(evaluator.oracle_pairs())
+    random = evaluator.evaluate(random_pairs)
+    reversed_ = evaluator.evaluate(random_pairs[:, [0, 2, 1]])
+    # Smallest margins seen over 30 pool seeds: 0.033 (oracle vs random), 0.023 (random vs chance) and 0.022
+    # (chance vs reversed).
+    assert oracle.rm_score > random.rm_score + 0.02
+    assert random.rm_score > 0.25 + 0.015 > reversed_.rm_score + 0.03
+    assert oracle.rm_score < 0.5  # far from saturated
+    assert random.dpo_score > 0.0 > reversed_.dpo_score
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_on_policy_pairs_teach_dpo_most(seed: int) -> None:
+    """Reference support: the fixed pair of the two mid-skill models (the reference's favourites, like AUF's
+    DeltaQwen pair) teaches the DPO policy more than best-vs-worst oracle pairs, whose responses the reference
+    would hardly write; without support weighting the larger contrast of the oracle pairs wins."""
+    rng = np.random.default_rng(100 + seed)
+    train, held_out = make_pool(rng, 200, "t"), make_pool(rng, 200, "e")
+    mid = np.stack([np.arange(200), np.full(200, K // 2), np.full(200, K // 2 - 1)], axis=1)
+    evaluator = DownstreamEvaluator(train, held_out, seed=seed)
+    # Smallest ratio seen over 30 pool seeds: 1.7.
+    assert evaluator.evaluate(mid).dpo_score > 1.4 * evaluator.evaluate(evaluator.oracle_pairs()).dpo_score > 0.0
+    unweighted = DownstreamEvaluator(train, held_out, seed=seed, config=DIRECTION_ONLY)
+    assert unweighted.evaluate(unweighted.oracle_pairs()).dpo_score > 2.0 * unweighted.evaluate(mid).dpo_score
+    extreme = np.array([[0, K - 1, 0], [1, 0, K - 1]])  # the strongest against the weakest model
+    weights = evaluator._pair_support(np.concatenate([mid[:2], extreme]))
+    assert np.all(weights[:2] > 0.8) and np.all(weights[2:] < 0.01) and unweighted._pair_support(mid) is None
+
+
+def test_soft_accuracy_is_chance_when_flat_and_tends_to_the_hard_accuracy(evaluator: DownstreamEvaluator) -> None:
+    quality = evaluator.eval_pool.true_quality.astype(np.float64)
+    flat = evaluator.score_reward_model(np.zeros_like(quality), temperature=1.0)
+    assert flat == dict.fromkeys(CATEGORIES, 0.25)
+    noisy = quality + np.random.default_rng(0).standard_normal(quality.shape)
+    hard = evaluator.score_reward_model(noisy)
+    assert evaluator.score_reward_model(noisy, temperature=1e-6) == pytest.approx(hard)
+    soft = [np.mean(list(evaluator.score_reward_model(scale * noisy, temperature=1.0).values())) for scale in (1, 3)]
+    assert 0.25 < soft[0] < soft[1] < np.mean(list(hard.values()))  # larger margins, higher soft accuracy
 
 
 def test_perfect_reward_model_scores_one(evaluator: DownstreamEvaluator) -> None:
@@ -112,11 +164,14 @@ def test_perfect_reward_model_scores_one(evaluator: DownstreamEvaluator) -> None
 def test_perfect_reward_model_scores_one_with_padding(pools: tuple[ResponsePool, ResponsePool]) -> None:
     rng = np.random.default_rng(1)
     train, held_out = with_padding(pools[0], rng), with_padding(pools[1], rng)
-    evaluator = DownstreamEvaluator(train, held_out, seed=3)
+    evaluator = DownstreamEvaluator(train, held_out, seed=3, config=DIRECTION_ONLY)
     garbage = np.where(held_out.valid, held_out.true_quality, np.nan)  # padded slots are never read
     assert evaluator.score_reward_model(garbage) == dict.fromkeys(CATEGORIES, 1.0)
+    assert evaluator.score_reward_model(garbage, temperature=1e-9) == dict.fromkeys(CATEGORIES, 1.0)
     oracle = evaluator.evaluate(evaluator.oracle_pairs())
     assert oracle.rm_score > 0.5 and oracle.dpo_score > 0.0
+    calibrated = DownstreamEvaluator(train, held_out, seed=3).evaluate(evaluator.oracle_pairs())
+    assert calibrated.rm_score > 0.3 and calibrated.dpo_score > 0.0
 
 
 def test_untrained_models_score_chance_and_zero(evaluator: DownstreamEvaluator) -> None:
@@ -218,10 +273,12 @@ BAD_VALUES = {
     "rm_epochs": 0,
     "rm_lr": 0.0,
     "rm_batch_size": 1.5,
+    "rm_temperature": -1.0,
     "dpo_epochs": True,
     "dpo_lr": float("nan"),
     "dpo_batch_size": -1,
     "dpo_beta": -0.1,
+    "dpo_support_width": 0.0,
     "ref_center": 1.5,
     "ref_width": 0.0,
     "focus_top_fraction": 0.0,
