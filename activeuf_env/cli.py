@@ -1,31 +1,133 @@
-"""The ``activeuf`` command.
+"""The ``activeuf`` command: benchmarks, the demo, and a one-episode table.
 
-``activeuf demo`` runs one seeded episode of ``ActiveUF/Synthetic-v0`` with one agent and prints a per-round table
-(the benchmark of all agents replaces it once the downstream evaluator exists).
+``activeuf bench`` runs every (agent, seed) episode of an environment in worker processes and writes the tidy
+table, ``summary.md``, PNG plots, ``config.json`` and one W&B run per episode (offline unless W&B is configured) into
+``--out`` (see :func:`activeuf_env.benchmark.run_benchmark`). ``activeuf demo`` is the README's main job: every
+registered agent and baseline on ``ActiveUF/Synthetic-v0``, 3 seeds, 2 workers, W&B offline, into ``runs/demo``.
+``activeuf episode`` prints one episode round by round. ``activeuf features`` encodes a dataset's prompts and
+responses into the embedding cache (with a progress bar), so later reads of that dataset skip the encoder.
+
+Sub-commands are registered in :data:`COMMANDS` (name -> function that adds its parser and sets ``handler``), so a
+new one is one function and one entry.
+
+Change logs:
+    * v0.1.0 - Initially added.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
 
 import gymnasium as gym
 
+__all__ = ["COMMANDS", "build_parser", "main", "parse_env_kwargs", "parse_seeds", "run_episode_table"]
 
-def run_demo(env_id: str, agent_name: str, seed: int, out: object = sys.stdout) -> dict[str, float | int]:
-    """Run one seeded episode of ``env_id`` with ``agent_name`` and print one row per round; return the last info."""
+DEMO_ENV = "ActiveUF/Synthetic-v0"
+DEMO_SEEDS = 3
+DEMO_WORKERS = 2
+DEMO_OUT = "runs/demo"
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Parse ``--seeds``: a count ``N`` (seeds ``0 .. N-1``) or a comma-separated list of seeds.
+
+    Example:
+        >>> parse_seeds("3"), parse_seeds("0,5,7")
+        ([0, 1, 2], [0, 5, 7])
+    """
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds must be a count or a comma-separated list of integers, got {text!r}") from None
+    if not values or any(value < 0 for value in values):
+        raise ValueError(f"--seeds must be a positive count or non-negative seeds, got {text!r}")
+    if "," not in text:
+        if values[0] < 1:
+            raise ValueError(f"--seeds must be a positive count or non-negative seeds, got {text!r}")
+        return list(range(values[0]))
+    return values
+
+
+def parse_env_kwargs(text: str | None) -> dict[str, Any]:
+    """Parse ``--env-kwargs``: a JSON object of env constructor overrides.
+
+    ``instances``, ``reward_model`` and ``downstream`` may be given as objects of their config's fields
+    (:class:`~activeuf_env.SyntheticPoolConfig`, :class:`~activeuf_env.RewardModelConfig`,
+    :class:`~activeuf_env.downstream.DownstreamConfig`).
+
+    Example:
+        >>> kwargs = parse_env_kwargs('{"batch_size": 16, "instances": {"n_prompts": 200, "feature_dim": 16}}')
+        >>> kwargs["batch_size"], type(kwargs["instances"]).__name__, kwargs["instances"].n_prompts
+        (16, 'SyntheticPoolConfig', 200)
+    """
+    if not text:
+        return {}
+    from activeuf_env import RewardModelConfig, SyntheticPoolConfig
+    from activeuf_env.downstream import DownstreamConfig
+
+    try:
+        kwargs = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--env-kwargs must be a JSON object, got {text!r} ({exc})") from None
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"--env-kwargs must be a JSON object, got {text!r}")
+    configs: dict[str, type] = {
+        "instances": SyntheticPoolConfig,
+        "reward_model": RewardModelConfig,
+        "downstream": DownstreamConfig,
+    }
+    for key, config in configs.items():
+        if isinstance(kwargs.get(key), dict):
+            try:
+                kwargs[key] = config(**kwargs[key])
+            except TypeError as exc:
+                raise ValueError(f"--env-kwargs {key!r}: {exc}") from None
+    return kwargs
+
+
+# ---------------------------------------------------------------------- episode
+
+
+def run_episode_table(
+    env_id: str,
+    agent_name: str,
+    seed: int,
+    env_kwargs: dict[str, Any] | None = None,
+    out: TextIO | None = None,
+) -> dict[str, float | int]:
+    """Run one seeded episode of ``env_id`` with ``agent_name`` and print one row per round; return the last info.
+
+    Args:
+        env_id: a registered environment id.
+        agent_name: a name of ``agents.registered_names()``.
+        seed: seed of the env and the agent.
+        env_kwargs: overrides of the env's registered kwargs (the agent's own ``env_kwargs()`` are added).
+        out: where to print (default: ``sys.stdout``).
+
+    Returns:
+        The ``info`` of the last step.
+    """
+    out = sys.stdout if out is None else out
     import activeuf_env  # noqa: F401  (registers the ids)
     import agents  # the library does not depend on agents; only the command does
 
     agent = agents.make(agent_name)
-    env = gym.make(env_id, **agent.env_kwargs())
+    env = gym.make(env_id, **{**(env_kwargs or {}), **agent.env_kwargs()})
     agent.reset(seed=seed)
     obs, info = env.reset(seed=seed)
     print(f"{env_id}, agent {agent_name}, seed {seed}", file=out)
-    header = f"{'round':>5} {'labels':>6} {'judge calls':>11} {'pair gap':>8} {'label acc':>9} {'ENN loss':>8} {'s':>6}"
-    print(header, file=out)
+    print(
+        f"{'round':>5} {'labels':>6} {'judge calls':>11} {'pair gap':>8} {'label acc':>9} {'score':>6} {'regret':>6} "
+        f"{'s':>5}",
+        file=out,
+    )
     start = time.perf_counter()
     terminated = truncated = False
     while not (terminated or truncated):
@@ -33,7 +135,8 @@ def run_demo(env_id: str, agent_name: str, seed: int, out: object = sys.stdout) 
         obs, _, terminated, truncated, info = env.step(agent.select(obs))
         print(
             f"{info['round']:>5} {info['labels']:>6} {info['judge_calls']:>11} {info['pair_gap']:>8.3f} "
-            f"{info['label_accuracy']:>9.3f} {info['enn_loss']:>8.4f} {time.perf_counter() - tick:>6.2f}",
+            f"{info['label_accuracy']:>9.3f} {info.get('score', float('nan')):>6.3f} "
+            f"{info.get('regret', float('nan')):>6.3f} {time.perf_counter() - tick:>5.2f}",
             file=out,
         )
     print(f"episode done in {time.perf_counter() - start:.1f} s", file=out)
@@ -41,18 +144,185 @@ def run_demo(env_id: str, agent_name: str, seed: int, out: object = sys.stdout) 
     return info
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``activeuf`` console script."""
-    parser = argparse.ArgumentParser(prog="activeuf", description="ActiveUF environments: demos and benchmarks.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run one seeded episode and print a per-round table")
-    demo.add_argument("--env", default="ActiveUF/Synthetic-v0", help="environment id")
-    demo.add_argument("--agent", default="drts", help="agent name (see agents.registered_names())")
-    demo.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        run_demo(args.env, args.agent, args.seed)
+def _episode(args: argparse.Namespace) -> int:
+    run_episode_table(args.env, args.agent, args.seed, parse_env_kwargs(args.env_kwargs))
     return 0
+
+
+def _add_episode(commands: Any) -> None:
+    parser = commands.add_parser("episode", help="run one seeded episode and print a per-round table")
+    parser.add_argument("--env", default=DEMO_ENV, help="environment id")
+    parser.add_argument("--agent", default="drts", help="agent name (see agents.registered_names())")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--env-kwargs", default=None, help="JSON env overrides, e.g. '{\"batch_size\": 16}'")
+    parser.set_defaults(handler=_episode)
+
+
+# ---------------------------------------------------------------------- bench and demo
+
+
+def _report(result: Any, out: TextIO | None = None) -> int:
+    """Print the summary and where everything is; exit status 1 when an episode failed."""
+    out = sys.stdout if out is None else out
+    print(result.summary_markdown, file=out)
+    files = result.files
+    tables = [str(files[key]) for key in ("results_csv", "results_parquet") if key in files]
+    plots = [str(files[key]) for key in ("score_plot", "regret_plot", "final_plot") if key in files]
+    print(f"tables:  {', '.join(tables)}", file=out)
+    print(f"summary: {files['summary']}", file=out)
+    print(f"config:  {files['config']}", file=out)
+    print(f"plots:   {', '.join(plots) if plots else 'none'}", file=out)
+    if "wandb" in files:
+        print(
+            f"W&B:     {files['wandb']} ({len(result.wandb_run_dirs)} runs; offline runs upload with "
+            f"`wandb sync {files['wandb']}/offline-run-*`)",
+            file=out,
+        )
+    else:
+        print("W&B:     off", file=out)
+    print(f"done in {result.seconds:.1f} s", file=out)
+    return 1 if result.failures else 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from activeuf_env.benchmark import run_benchmark
+
+    env_kwargs = parse_env_kwargs(args.env_kwargs)
+    if args.eval_every is not None:
+        env_kwargs["eval_every"] = args.eval_every
+    agents = [name.strip() for name in args.agents.split(",") if name.strip()] if args.agents else None
+    result = run_benchmark(
+        args.env,
+        agents,
+        parse_seeds(args.seeds),
+        out=args.out,
+        workers=args.workers,
+        env_kwargs=env_kwargs,
+        wandb=args.wandb,
+        wandb_dir=args.wandb_dir,
+        wandb_project=args.wandb_project,
+        wandb_mode=args.wandb_mode,
+        progress=args.progress,
+        overwrite=args.overwrite,
+        command=args.command_line,
+    )
+    return _report(result)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from activeuf_env.benchmark import run_benchmark
+
+    result = run_benchmark(
+        DEMO_ENV,
+        None,
+        parse_seeds(args.seeds),
+        out=args.out,
+        workers=args.workers,
+        wandb=args.wandb,
+        # The demo never uploads: offline unless the user chose a mode through WANDB_MODE.
+        wandb_mode=None if os.environ.get("WANDB_MODE") else "offline",
+        progress=args.progress,
+        overwrite=True,
+        command=args.command_line,
+    )
+    return _report(result)
+
+
+def _features(args: argparse.Namespace) -> int:
+    from activeuf_env.datasets import cache_dataset_embeddings
+
+    prompt_file, response_file = cache_dataset_embeddings(
+        args.path,
+        encoder=args.encoder,
+        cache=args.cache_dir if args.cache_dir is not None else True,
+        on_error=args.on_error,
+        split=args.split,
+        progress=args.progress,
+    )
+    print(f"prompt embeddings:   {prompt_file}")
+    print(f"response embeddings: {response_file}")
+    return 0
+
+
+def _add_features(commands: Any) -> None:
+    parser = commands.add_parser("features", help="encode a dataset's texts into the embedding cache")
+    parser.add_argument("path", help="an AUF dataset (JSONL, Parquet, datasets directory) or a multi-model JSONL")
+    parser.add_argument("--encoder", default=None, help="a local transformers model path (default: all-MiniLM-L6-v2)")
+    parser.add_argument("--cache-dir", default=None, help="cache directory (default: $ACTIVEUF_CACHE_DIR or ~/.cache)")
+    parser.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="malformed rows")
+    parser.add_argument("--split", default=None, help="the split of a datasets DatasetDict directory")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar")
+    parser.set_defaults(handler=_features)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _add_common(parser: argparse.ArgumentParser, out: str, seeds: str, workers: int) -> None:
+    parser.add_argument("--seeds", default=seeds, help="a count N (seeds 0..N-1) or a comma-separated list of seeds")
+    parser.add_argument("--workers", type=_positive_int, default=workers, help="worker processes")
+    parser.add_argument("--out", default=out, help="output directory")
+    parser.add_argument("--wandb", action=argparse.BooleanOptionalAction, default=True, help="one W&B run per episode")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar")
+
+
+def _add_bench(commands: Any) -> None:
+    parser = commands.add_parser("bench", help="benchmark agents × seeds on an env: tables, summary, plots, W&B")
+    parser.add_argument("--env", default=DEMO_ENV, help="environment id")
+    parser.add_argument("--agents", default=None, help="comma-separated agent names (default: all registered)")
+    _add_common(parser, out="runs/bench", seeds="5", workers=2)
+    parser.add_argument("--eval-every", type=_positive_int, default=None, help="downstream evaluation every N rounds")
+    parser.add_argument("--env-kwargs", default=None, help="JSON env overrides, e.g. '{\"batch_size\": 16}'")
+    parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
+    parser.add_argument("--wandb-project", default="activeuf-env", help="W&B project")
+    parser.add_argument("--wandb-dir", default=None, help="where W&B writes its wandb/ folder (default: --out)")
+    parser.add_argument(
+        "--wandb-mode", choices=("online", "offline", "disabled"), default=None, help="default: offline without a key"
+    )
+    parser.set_defaults(handler=_bench)
+
+
+def _add_demo(commands: Any) -> None:
+    parser = commands.add_parser(
+        "demo", help=f"the main job: every agent and baseline on {DEMO_ENV}, {DEMO_SEEDS} seeds, W&B offline"
+    )
+    _add_common(parser, out=DEMO_OUT, seeds=str(DEMO_SEEDS), workers=DEMO_WORKERS)
+    parser.set_defaults(handler=_demo)
+
+
+COMMANDS: dict[str, Callable[[Any], None]] = {
+    "demo": _add_demo,
+    "bench": _add_bench,
+    "episode": _add_episode,
+    "features": _add_features,
+}
+"""Sub-command name -> function adding its parser to the sub-parsers (it sets ``handler``: args -> exit status)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``activeuf`` argument parser, one sub-parser per entry of :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(prog="activeuf", description="ActiveUF environments: demos and benchmarks.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
+    for add in COMMANDS.values():
+        add(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``activeuf`` console script; returns the exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(arguments)
+    args.command_line = shlex.join(["activeuf", *arguments])
+    try:
+        return int(args.handler(args))
+    except (ValueError, ImportError, FileNotFoundError) as exc:
+        parser.exit(2, f"activeuf {args.command}: error: {exc}\n")
+    return 2  # pragma: no cover - parser.exit raises SystemExit
 
 
 if __name__ == "__main__":
