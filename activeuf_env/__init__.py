@@ -5,14 +5,26 @@ Importing the package registers the environment ids in the ``ActiveUF`` namespac
 >>> import gymnasium as gym
 >>> import activeuf_env
 >>> sorted(i for i in gym.registry if i.startswith("ActiveUF/"))
-['ActiveUF/Synthetic-v0', 'ActiveUF/SyntheticPaperScale-v0']
+['ActiveUF/AlpacaEval-v0', 'ActiveUF/Replay-v0', 'ActiveUF/Synthetic-v0', 'ActiveUF/SyntheticPaperScale-v0']
+
+``ActiveUF/Replay-v0`` needs ``data_path=`` (any real dataset, :func:`activeuf_env.env.make_replay_env`);
+``ActiveUF/AlpacaEval-v0`` reads the shared AlpacaEval multi-model data (``$ACTIVEUF_SHARED_DATA`` or
+``../shared/data``, or ``data_dir=``; :func:`activeuf_env.env.make_alpaca_eval_env`) and raises
+``FileNotFoundError`` naming the expected path when it is absent.
 """
 
 from __future__ import annotations
 
 import gymnasium
 
-from activeuf_env.env import ActiveUFEnv
+from activeuf_env.datasets import DatasetPool
+from activeuf_env.env import (
+    ALPACA_EVAL_BATCH_SIZE,
+    ALPACA_EVAL_EVAL_SIZE,
+    ActiveUFEnv,
+    make_alpaca_eval_env,
+    make_replay_env,
+)
 from activeuf_env.judges import BradleyTerryJudge, FlipNoise, PositionBias, ScoreJudge, TieAbstain, make_judge
 from activeuf_env.pool import PoolTexts, ResponsePool, load_pool
 from activeuf_env.reward_model import EnsembleRewardModel, ReplayBuffer, RewardModelConfig
@@ -24,6 +36,7 @@ __all__ = [
     "PAPER_SCALE_POOL",
     "ActiveUFEnv",
     "BradleyTerryJudge",
+    "DatasetPool",
     "EnsembleRewardModel",
     "FlipNoise",
     "PoolTexts",
@@ -35,7 +48,9 @@ __all__ = [
     "SyntheticPoolConfig",
     "TieAbstain",
     "load_pool",
+    "make_alpaca_eval_env",
     "make_judge",
+    "make_replay_env",
     "make_synthetic_pool",
 ]
 
@@ -46,9 +61,9 @@ PAPER_SCALE_EVAL_EVERY = 8
 """Downstream evaluation retrains on every pair collected so far, so at AUF scale it runs every 8th round."""
 
 
-def _register(env_id: str, **kwargs: object) -> None:
+def _register(env_id: str, entry_point: str = "activeuf_env.env:ActiveUFEnv", **kwargs: object) -> None:
     if env_id not in gymnasium.registry:
-        gymnasium.register(id=env_id, entry_point="activeuf_env.env:ActiveUFEnv", kwargs=kwargs)
+        gymnasium.register(id=env_id, entry_point=entry_point, kwargs=kwargs)
 
 
 _register("ActiveUF/Synthetic-v0", instances=SyntheticPoolConfig(), batch_size=64, eval_size=256)
@@ -58,4 +73,11 @@ _register(
     batch_size=64,
     eval_size=PAPER_SCALE_EVAL_PROMPTS,
     eval_every=PAPER_SCALE_EVAL_EVERY,
+)
+_register("ActiveUF/Replay-v0", entry_point="activeuf_env.env:make_replay_env")
+_register(
+    "ActiveUF/AlpacaEval-v0",
+    entry_point="activeuf_env.env:make_alpaca_eval_env",
+    batch_size=ALPACA_EVAL_BATCH_SIZE,
+    eval_size=ALPACA_EVAL_EVAL_SIZE,
 )

@@ -7,21 +7,35 @@ import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, SupportsFloat
+from typing import TYPE_CHECKING, Any, Literal, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from activeuf_env.actions import validate_pairs
+from activeuf_env.datasets import DatasetPool, locate_alpaca_eval
 from activeuf_env.downstream import DownstreamConfig, DownstreamEvaluator, DownstreamScores
+from activeuf_env.export import ExportFormat, export_pairs
 from activeuf_env.judges import Judge, make_judge
 from activeuf_env.pool import ResponsePool
 from activeuf_env.render import render_prompt_table
 from activeuf_env.reward_model import EnsembleRewardModel, ReplayBuffer, RewardModelConfig, anchor_weight_at
 from activeuf_env.synthetic import SyntheticPoolConfig, make_synthetic_pool
 
-__all__ = ["OBS_BOUND", "REWARD_METRICS", "ActiveUFEnv", "InstanceSpec"]
+if TYPE_CHECKING:
+    import datasets
+
+__all__ = [
+    "ALPACA_EVAL_BATCH_SIZE",
+    "ALPACA_EVAL_EVAL_SIZE",
+    "OBS_BOUND",
+    "REWARD_METRICS",
+    "ActiveUFEnv",
+    "InstanceSpec",
+    "make_alpaca_eval_env",
+    "make_replay_env",
+]
 
 OBS_BOUND = 1e4
 """Finite bound of the float observation boxes; reward-model outputs are clipped to it (never reached in practice)."""
@@ -31,6 +45,11 @@ InstanceSpec = ResponsePool | SyntheticPoolConfig | Callable[[], ResponsePool]
 
 REWARD_METRICS: dict[str, str | None] = {"score": "score", "dpo": "dpo_score", "rm": "rm_score", "none": None}
 """The ``reward=`` choices and the downstream score each one rewards the change of."""
+
+ALPACA_EVAL_BATCH_SIZE = 64
+"""Prompts per round of ``ActiveUF/AlpacaEval-v0`` (AUF's batch size)."""
+ALPACA_EVAL_EVAL_SIZE = 165
+"""Held-out prompts of ``ActiveUF/AlpacaEval-v0``: 805 - 165 = 640 train prompts, exactly 10 rounds of 64."""
 
 _SCORE_KEYS = ("rm_score", "dpo_score", "score", "rm_focus", "rm_precise", "rm_same_skill")
 _STATE_VERSION = 2
@@ -109,10 +128,31 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     trained on oracle pairs, :meth:`reference_score`): evaluated at reset (no pairs yet) and carried between
     evaluations, so they are always present and never NaN.
 
+    ## Instances and real data
+
+    ``ActiveUF/Synthetic-v0`` and ``ActiveUF/SyntheticPaperScale-v0`` draw a synthetic pool
+    (:class:`~activeuf_env.synthetic.SyntheticPoolConfig`). ``ActiveUF/Replay-v0`` replays any real dataset
+    (:func:`make_replay_env`: ``data_path=`` an AUF ``PromptWithCompletions`` dataset, a shared multi-model JSONL
+    file or a saved pool; ``features_path=`` precomputed embeddings or an encoder). ``ActiveUF/AlpacaEval-v0``
+    (:func:`make_alpaca_eval_env`) is the shared AlpacaEval multi-model data: 805 prompts, ``K = 57`` slots (one
+    per model, ``valid == 0`` where a model has no response), ``D = 768`` features from the shipped
+    all-MiniLM-L6-v2 embeddings, 640 train prompts in 10 rounds of 64 and 165 held out. On real data the judge
+    scores are the dataset's (AlpacaEval's win probabilities against its reference as clipped log-odds,
+    :func:`~activeuf_env.datasets.transform_scores`) and ``true_quality`` equals them, so the downstream scores
+    measure agreement with that judge. A missing dataset raises ``FileNotFoundError`` at ``gymnasium.make``,
+    naming the expected path.
+
+    ``env.unwrapped.collected_dataset(format="dataset" | "jsonl" | "records", path=None)`` exports the pairs
+    collected so far in the AUF / UltraFeedback binarized layout (``prompt_id``, ``prompt``, ``chosen``,
+    ``rejected`` as chat messages, ``score_chosen``, ``score_rejected``, ``chosen_model``, ``rejected_model``,
+    ``round``; see :mod:`activeuf_env.export`).
+
     ## Arguments
 
     ```python
     gymnasium.make("ActiveUF/Synthetic-v0", batch_size=64, budget=None, judge="score", labeler="judge")
+    gymnasium.make("ActiveUF/Replay-v0", data_path="prefs.jsonl", features_path=None)
+    gymnasium.make("ActiveUF/AlpacaEval-v0", data_dir=None)
     ```
 
     * ``instances``: one :data:`InstanceSpec` or a list (CARL-style: one is picked per reset, uniformly from the
@@ -134,7 +174,8 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     ## Version History
 
-    * v0: initial version (downstream reward and scores added before the first release).
+    * v0: initial version (added before the first release: the downstream reward and scores, the real-data ids
+      ``Replay-v0`` and ``AlpacaEval-v0``, and ``collected_dataset``).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -468,6 +509,29 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             return np.zeros((0, 4), dtype=np.int64)
         return np.concatenate(ep["collected"]).astype(np.int64)
 
+    def collected_dataset(
+        self, format: ExportFormat = "dataset", path: str | Path | None = None
+    ) -> datasets.Dataset | Path | list[dict[str, Any]]:
+        """The pairs collected so far as a preference dataset in the AUF / UltraFeedback binarized layout.
+
+        One row per pair: ``prompt_id``, ``prompt``, ``chosen`` and ``rejected`` (chat messages
+        ``[{"role": "user", ...}, {"role": "assistant", ...}]``), ``score_chosen``, ``score_rejected`` (judge
+        scores), ``chosen_model``, ``rejected_model``, ``chosen_index``, ``rejected_index`` and ``round``. Pools
+        without texts (synthetic) get placeholder strings naming the prompt id, slot and model; see
+        :mod:`activeuf_env.export`. Exporting never changes the episode: a failed write loses nothing.
+
+        Args:
+            format: ``"dataset"`` (a ``datasets.Dataset``; needs the ``data`` extra), ``"jsonl"`` (writes ``path``
+                atomically and returns it) or ``"records"`` (a list of dicts).
+            path: the JSONL file (``.jsonl`` or ``.jsonl.gz``); required for, and only used with, ``"jsonl"``.
+
+        Raises:
+            ValueError: an unknown ``format``, ``"jsonl"`` without ``path``, or ``path`` with another format.
+            OSError: the JSONL file cannot be written.
+            gymnasium.error.ResetNeeded: no episode yet.
+        """
+        return export_pairs(self.pool, self.collected_pairs(), format=format, path=path)
+
     def get_state(self) -> dict[str, Any]:
         """Everything needed to resume this episode bit-identically with :meth:`set_state` (a picklable dict)."""
         ep = self._require_episode()
@@ -514,6 +578,99 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         state = self.__dict__.copy()
         state["_cache"] = {}
         return state
+
+
+def make_replay_env(
+    data_path: str | Path | None = None,
+    features_path: str | Path | None = None,
+    *,
+    reader_kwargs: dict[str, Any] | None = None,
+    **env_kwargs: Any,
+) -> ActiveUFEnv:
+    """Entry point of ``ActiveUF/Replay-v0``: an environment over any real dataset.
+
+    The dataset is read at construction (the env needs its ``K`` and ``D``) and once per process after that
+    (:class:`~activeuf_env.datasets.DatasetPool`); the env pickles without it.
+
+    Args:
+        data_path: anything :func:`~activeuf_env.datasets.load_pool_from_path` reads: an AUF
+            ``PromptWithCompletions`` dataset (JSONL, Parquet, ``datasets`` directory), a shared multi-model JSONL
+            file, the shared AlpacaEval directory or a saved pool (``.npz``).
+        features_path: precomputed embeddings (a directory of ``prompt_embeddings.npy`` and
+            ``response_embeddings.npy`` aligned with the file) or a local encoder model; ``None``: the reader's
+            default.
+        reader_kwargs: further arguments of the reader (``slots``, ``score_transform``, ``true_quality_field``...).
+        **env_kwargs: arguments of :class:`ActiveUFEnv` (``batch_size``, ``eval_size``, ``budget``...).
+
+    Raises:
+        ValueError: no ``data_path``, or ``instances`` given too.
+        FileNotFoundError: ``data_path`` does not exist (the message names it).
+
+    Example:
+        >>> import tempfile, pathlib, gymnasium
+        >>> from activeuf_env.synthetic import SyntheticPoolConfig, make_synthetic_pool
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = make_synthetic_pool(SyntheticPoolConfig(n_prompts=40, feature_dim=8)).save(
+        ...     pathlib.Path(tmp.name) / "pool.npz")
+        >>> env = gymnasium.make("ActiveUF/Replay-v0", data_path=path, batch_size=8, eval_size=8)
+        >>> env.unwrapped.n_responses, env.unwrapped.feature_dim
+        (30, 8)
+        >>> tmp.cleanup()
+    """
+    if data_path is None:
+        raise ValueError(
+            "ActiveUF/Replay-v0 needs data_path= (a dataset file or directory, e.g. "
+            'gymnasium.make("ActiveUF/Replay-v0", data_path="prefs.jsonl")), got None'
+        )
+    if "instances" in env_kwargs:
+        raise ValueError("ActiveUF/Replay-v0 builds its instance from data_path; do not pass instances= too")
+    return ActiveUFEnv(DatasetPool(data_path, features_path, reader_kwargs or {}), **env_kwargs)
+
+
+def make_alpaca_eval_env(
+    data_dir: str | Path | None = None,
+    *,
+    batch_size: int = ALPACA_EVAL_BATCH_SIZE,
+    eval_size: float | int = ALPACA_EVAL_EVAL_SIZE,
+    reader_kwargs: dict[str, Any] | None = None,
+    **env_kwargs: Any,
+) -> ActiveUFEnv:
+    """Entry point of ``ActiveUF/AlpacaEval-v0``: the shared AlpacaEval multi-model data as an environment.
+
+    805 prompts, each answered by 55 to 57 of 57 LLMs and scored by the AlpacaEval 2 GPT-4-turbo judge as the
+    probability of beating a fixed strong reference (``gpt4_1106_preview``). The pool has ``K = 57`` slots, slot
+    ``k`` holding model ``k``'s response (``valid == 0`` and zero features where a model has none) and
+    ``D = 768`` features ``[r, sqrt(384)·(r ⊙ p)]`` from the shipped all-MiniLM-L6-v2 prompt and response
+    embeddings (:func:`~activeuf_env.features.compose_features`). Judge scores are the win probabilities as
+    clipped log-odds ``logit(clip(p, 1e-6, 1 - 1e-6))`` (range ±13.8; differences are Bradley-Terry reward
+    differences, within-prompt rankings unchanged; see :mod:`activeuf_env.datasets`). There is no second judge,
+    so ``true_quality`` equals the judge score and the downstream scores measure agreement with that judge.
+    The defaults hold out 165 prompts and offer the other 640 in exactly 10 rounds of 64 (640 labels).
+
+    Args:
+        data_dir: the shared data directory (or its ``alpaca_eval_multimodel/`` subdirectory); ``None`` is
+            ``$ACTIVEUF_SHARED_DATA``, else ``../shared/data`` beside the checkout.
+        batch_size: prompts per round.
+        eval_size: held-out prompts (a count or a fraction).
+        reader_kwargs: further arguments of :func:`~activeuf_env.datasets.read_alpaca_eval` (``score_transform``,
+            ``dtype``, ``with_texts``...).
+        **env_kwargs: other arguments of :class:`ActiveUFEnv`.
+
+    Raises:
+        FileNotFoundError: the data is absent; the message names the expected path and how to point at it.
+    """
+    try:
+        path = locate_alpaca_eval(data_dir)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(
+            f"ActiveUF/AlpacaEval-v0 needs the shared AlpacaEval data. {err} "
+            '(e.g. gymnasium.make("ActiveUF/AlpacaEval-v0", data_dir="/path/to/shared/data"))'
+        ) from None
+    if "instances" in env_kwargs:
+        raise ValueError("ActiveUF/AlpacaEval-v0 builds its instance from the shared data; do not pass instances=")
+    return ActiveUFEnv(
+        DatasetPool(path, None, reader_kwargs or {}), batch_size=batch_size, eval_size=eval_size, **env_kwargs
+    )
 
 
 def _as_instance_list(instances: InstanceSpec | Sequence[InstanceSpec] | None) -> list[InstanceSpec]:

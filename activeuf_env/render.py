@@ -11,10 +11,25 @@ from activeuf_env.pool import ResponsePool
 __all__ = ["render_prompt_table"]
 
 _SNIPPET = 60
+"""Characters of a response shown per row (whitespace collapsed, the rest replaced by an ellipsis)."""
+_PROMPT_SNIPPET = 100
+"""Characters of the prompt shown above the table."""
+_MODEL_WIDTH = (8, 32)
+"""Bounds of the model column's width: as wide as the longest name shown, within these bounds."""
 
 
 def _snippet(text: str, width: int = _SNIPPET) -> str:
+    """``text`` on one line, at most ``width`` characters (an ellipsis marks a cut; an empty text says so).
+
+    Example:
+        >>> _snippet("Hello,\\n\\n  world. " + "x" * 80, 20)
+        'Hello, world. xxxxx…'
+        >>> _snippet("   ")
+        '(empty)'
+    """
     flat = " ".join(text.split())
+    if not flat:
+        return "(empty)"
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
@@ -22,7 +37,9 @@ def render_prompt_table(pool: ResponsePool, episode: dict[str, Any], batch_size:
     """A readable table of one prompt: each response's model, μ ± s, and the pair picked last round with its verdict.
 
     Shows the first prompt of the last round that got a label (or, before the first step, the first prompt of the
-    current batch). Prompt and response snippets appear when the pool has texts.
+    current batch). When the pool has texts (real data), the prompt's first 100 characters and each response's
+    first 60 appear, on one line each (whitespace collapsed, an ellipsis marking a cut, ``(empty)`` for an empty
+    response); model names are cut at 32 characters. Padded response slots are not listed.
     """
     last = episode["last"]
     if last is None:
@@ -47,18 +64,22 @@ def render_prompt_table(pool: ResponsePool, episode: dict[str, Any], batch_size:
         f"judge calls {counts['judge_calls']}",
     ]
     if pool.texts is not None:
-        lines.append(f"  > {_snippet(pool.texts.prompts[prompt], 100)}")
+        lines.append(f"  > {_snippet(pool.texts.prompts[prompt], _PROMPT_SNIPPET)}")
     mean, lower, upper = observation["mean"][row], observation["lower"][row], observation["upper"][row]
     spread = (upper - lower) / 2.0
-    lines.append(f"{'idx':>4} {'model':<24} {'μ':>8} {'± s':>7}  {'pair':<8}" + ("  response" if pool.texts else ""))
-    for k in np.flatnonzero(pool.valid[prompt]):
+    shown = np.flatnonzero(pool.valid[prompt])
+    names = [pool.model_names[pool.model_ids[prompt, k]] for k in shown]
+    width = min(max(_MODEL_WIDTH[0], *(len(n) for n in names)), _MODEL_WIDTH[1])
+    lines.append(
+        f"{'idx':>4} {'model':<{width}} {'μ':>8} {'± s':>7}  {'pair':<8}" + ("  response" if pool.texts else "")
+    )
+    for k, name in zip(shown.tolist(), names, strict=True):
         mark = ""
         if pair is not None and k in pair:
             chosen = pair[0] if verdict else pair[1]
             mark = "chosen" if k == chosen else "rejected"
-        name = pool.model_names[pool.model_ids[prompt, k]]
         text = f"  {_snippet(pool.texts.responses[prompt][k])}" if pool.texts else ""
-        lines.append(f"{k:>4} {name:<24} {mean[k]:>8.3f} {spread[k]:>7.3f}  {mark:<8}{text}")
+        lines.append(f"{k:>4} {_snippet(name, width):<{width}} {mean[k]:>8.3f} {spread[k]:>7.3f}  {mark:<8}{text}")
     if pair is None:
         lines.append("no pair labelled for this prompt" if last is not None else "no pair chosen yet")
     else:
