@@ -255,3 +255,18 @@ def test_alpaca_eval_full_episodes(one_torch_thread: None) -> None:
     assert results["random"]["info"]["score"] > results["random"]["first"]["score"]
     # DRTS picks pairs with large predicted gaps: once the ensemble has seen a few rounds, larger true gaps.
     assert np.mean(results["drts"]["gaps"][5:]) > np.mean(results["random"]["gaps"][5:])
+
+
+def test_bench_runs_on_alpaca_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``activeuf bench`` on the real data: two agents, two rounds of the label budget, every table written."""
+    alpaca_data_or_skip()
+    pd = pytest.importorskip("pandas")
+    from activeuf_env import cli
+
+    out = tmp_path / "alpaca"
+    argv = ["bench", "--env", "ActiveUF/AlpacaEval-v0", "--agents", "drts,random", "--seeds", "1", "--workers", "1"]
+    status = cli.main([*argv, "--out", str(out), "--env-kwargs", '{"budget": 128}', "--no-wandb", "--no-progress"])
+    assert status == 0, capsys.readouterr().out
+    table = pd.read_csv(out / "results.csv")
+    assert set(table["agent"]) == {"drts", "random"} and table.groupby("agent")["labels"].max().tolist() == [128, 128]
+    assert "ActiveUF/AlpacaEval-v0" in (out / "summary.md").read_text()
