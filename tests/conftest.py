@@ -11,6 +11,12 @@ import pytest
 from activeuf_env import ActiveUFEnv, SyntheticPoolConfig
 
 SMALL_POOL = SyntheticPoolConfig(n_prompts=200, feature_dim=16)
+TINY_ENV_KWARGS: dict[str, Any] = {
+    "instances": SyntheticPoolConfig(n_prompts=100, feature_dim=8),
+    "batch_size": 20,
+    "eval_size": 40,
+}
+"""Overrides of ``ActiveUF/Synthetic-v0`` for benchmark tests: 60 train prompts in 3 rounds of 20, D = 8."""
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY_ENV_KWARGS
 
-from activeuf_env import SyntheticPoolConfig
 from activeuf_env.benchmark import (
     ARTEFACTS,
     RESULT_COLUMNS,
@@ -23,12 +23,7 @@ from activeuf_env.metrics import cumulative_regret
 from activeuf_env.wandb_logging import WandbWarning
 
 ENV_ID = "ActiveUF/Synthetic-v0"
-# 60 train prompts in 3 rounds of 20, D = 8: an episode takes a fraction of a second.
-SMALL: dict[str, Any] = {
-    "instances": SyntheticPoolConfig(n_prompts=100, feature_dim=8),
-    "batch_size": 20,
-    "eval_size": 40,
-}
+SMALL = TINY_ENV_KWARGS
 
 
 def test_run_episode_returns_one_record_per_round_from_the_reset() -> None:

@@ -10,10 +10,10 @@ from typing import Any
 import gymnasium
 import numpy as np
 import pytest
+from conftest import TINY_ENV_KWARGS
 
 import activeuf_env  # noqa: F401 - registers the ActiveUF ids
 import agents
-from activeuf_env import SyntheticPoolConfig
 from activeuf_env.wandb_logging import (
     WandbRecorder,
     WandbWarning,
@@ -24,11 +24,7 @@ from activeuf_env.wandb_logging import (
 )
 
 ENV_ID = "ActiveUF/Synthetic-v0"
-SMALL: dict[str, Any] = {
-    "instances": SyntheticPoolConfig(n_prompts=100, feature_dim=8),
-    "batch_size": 20,
-    "eval_size": 40,
-}
+SMALL = TINY_ENV_KWARGS
 
 
 class FakeRun:
