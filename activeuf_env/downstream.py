@@ -20,6 +20,18 @@ reference (``θ = 0``), a fixed small number of epochs at a small learning rate.
 on how large and how consistent the contrasts in the data are (the "delta learning" effect AUF builds on); a DPO
 proxy trained to convergence anti-correlates with AUF's ranking (SPEC §10).
 
+Deviations from SPEC §10 (kept because the calibration against AUF's table needs them, see ``DownstreamConfig``):
+
+- The reward model is linear in the features, not an MLP head: a linear head trained by budget-limited SGD already
+  separates the methods once accuracy is soft, and it keeps an evaluation at ~2 ms so the env can evaluate every
+  round.
+- The RM benchmark's accuracy is soft (``rm_temperature``); ``score_reward_model(scores)`` still gives the hard
+  RewardBench accuracy of any scores.
+- The DPO loss of each pair is weighted by the reference policy's support of its two responses
+  (``dpo_support_width``; ``None`` restores SPEC §10.2's unweighted loss).
+- Because of that weighting, best-vs-worst oracle pairs are not the best possible data for the DPO proxy: ``S*``
+  is a reference, not an upper bound, and regret can be slightly negative (maxmin on ``ActiveUF/Synthetic-v0``).
+
 Change logs:
     * v0.1.0 - Initially added.
     * v0.1.1 - Calibrated against AUF's table: soft benchmark accuracy (``rm_temperature``), reference-support
