@@ -18,13 +18,7 @@ from __future__ import annotations
 import gymnasium
 
 from activeuf_env.datasets import DatasetPool
-from activeuf_env.env import (
-    ALPACA_EVAL_BATCH_SIZE,
-    ALPACA_EVAL_EVAL_SIZE,
-    ActiveUFEnv,
-    make_alpaca_eval_env,
-    make_replay_env,
-)
+from activeuf_env.env import ActiveUFEnv, make_alpaca_eval_env, make_replay_env
 from activeuf_env.judges import BradleyTerryJudge, FlipNoise, PositionBias, ScoreJudge, TieAbstain, make_judge
 from activeuf_env.pool import PoolTexts, ResponsePool, load_pool
 from activeuf_env.reward_model import EnsembleRewardModel, ReplayBuffer, RewardModelConfig
@@ -75,9 +69,4 @@ _register(
     eval_every=PAPER_SCALE_EVAL_EVERY,
 )
 _register("ActiveUF/Replay-v0", entry_point="activeuf_env.env:make_replay_env")
-_register(
-    "ActiveUF/AlpacaEval-v0",
-    entry_point="activeuf_env.env:make_alpaca_eval_env",
-    batch_size=ALPACA_EVAL_BATCH_SIZE,
-    eval_size=ALPACA_EVAL_EVAL_SIZE,
-)
+_register("ActiveUF/AlpacaEval-v0", entry_point="activeuf_env.env:make_alpaca_eval_env")

@@ -299,6 +299,28 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         """The held-out eval pool of the current episode's instance."""
         return self._instance(self._require_episode()["instance_id"]).eval
 
+    def settings(self) -> dict[str, Any]:
+        """Every constructor argument with the value the env uses (defaults included), e.g. for run configs."""
+        return {
+            "instances": self.instance_specs,
+            "batch_size": self.batch_size,
+            "budget": self.budget,
+            "eval_size": self.eval_size,
+            "split_seed": self.split_seed,
+            "judge": self.judge_name,
+            "judge_kwargs": self.judge_kwargs,
+            "judge_noise": self.judge_noise,
+            "labeler": self.labeler,
+            "judge_calls_per_pair": self.judge_calls_per_pair,
+            "expose_judge_scores": self.expose_judge_scores,
+            "observe_features": self.observe_features,
+            "reward_model": self.reward_model_config,
+            "reward": self.reward,
+            "eval_every": self.eval_every,
+            "downstream": self.downstream_config,
+            "device": self.device,
+        }
+
     def reference_score(self) -> float:
         """``S*`` of the current instance: the downstream score of oracle pairs for every train prompt (cached)."""
         return self._instance(self._require_episode()["instance_id"]).evaluator.reference_score()

@@ -67,27 +67,6 @@ _FAST_SETTINGS: dict[str, Any] = {
     "disable_job_creation": True,
 }
 
-# ``ActiveUFEnv`` constructor argument -> the attribute that holds its (validated, defaulted) value.
-_ENV_SETTINGS: dict[str, str] = {
-    "instances": "instance_specs",
-    "batch_size": "batch_size",
-    "budget": "budget",
-    "eval_size": "eval_size",
-    "split_seed": "split_seed",
-    "judge": "judge_name",
-    "judge_kwargs": "judge_kwargs",
-    "judge_noise": "judge_noise",
-    "labeler": "labeler",
-    "judge_calls_per_pair": "judge_calls_per_pair",
-    "expose_judge_scores": "expose_judge_scores",
-    "observe_features": "observe_features",
-    "reward_model": "reward_model_config",
-    "reward": "reward",
-    "eval_every": "eval_every",
-    "downstream": "downstream_config",
-    "device": "device",
-}
-
 _LEVELDB_HEADER = b":W&B"
 _LEVELDB_BLOCK = 32768
 _LEVELDB_RECORD_HEADER = struct.Struct("<IHB")  # masked crc32c, length, type
@@ -158,8 +137,8 @@ def describe_env(env: gym.Env[Any, Any]) -> dict[str, Any]:
     spec = env.spec if env.spec is not None else env.unwrapped.spec
     settings: dict[str, Any] = {"env_id": spec.id if spec is not None else type(env.unwrapped).__name__}
     unwrapped = env.unwrapped
-    if all(hasattr(unwrapped, attribute) for attribute in _ENV_SETTINGS.values()):
-        settings.update({name: to_jsonable(getattr(unwrapped, attribute)) for name, attribute in _ENV_SETTINGS.items()})
+    if callable(getattr(unwrapped, "settings", None)):
+        settings.update(to_jsonable(unwrapped.settings()))
     elif spec is not None:
         settings.update(to_jsonable(dict(spec.kwargs)))
     return settings
