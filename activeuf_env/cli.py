@@ -2,7 +2,7 @@
 
 ``activeuf bench`` runs every (agent, seed) episode of an environment in worker processes and writes the tidy
 table, ``summary.md``, PNG plots, ``config.json`` and one W&B run per episode (offline unless W&B is configured) into
-``--out`` (see :func:`activeuf_env.benchmark.run_benchmark`). ``activeuf demo`` is the README's main job: every
+``--out`` (see :func:`activeuf_env.runner.benchmark.run_benchmark`). ``activeuf demo`` is the README's main job: every
 registered agent and baseline on ``ActiveUF/Synthetic-v0``, 3 seeds, 2 workers, W&B offline, into ``runs/demo``.
 ``activeuf episode`` prints one episode round by round. ``activeuf features`` encodes a dataset's prompts and
 responses into the embedding cache (with a progress bar), so later reads of that dataset skip the encoder.
@@ -60,7 +60,7 @@ def parse_env_kwargs(text: str | None) -> dict[str, Any]:
 
     ``instances``, ``reward_model`` and ``downstream`` may be given as objects of their config's fields
     (:class:`~activeuf_env.SyntheticPoolConfig`, :class:`~activeuf_env.RewardModelConfig`,
-    :class:`~activeuf_env.downstream.DownstreamConfig`).
+    :class:`~activeuf_env.core.downstream.DownstreamConfig`).
 
     Example:
         >>> kwargs = parse_env_kwargs('{"batch_size": 16, "instances": {"n_prompts": 200, "feature_dim": 16}}')
@@ -70,7 +70,7 @@ def parse_env_kwargs(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
     from activeuf_env import RewardModelConfig, SyntheticPoolConfig
-    from activeuf_env.downstream import DownstreamConfig
+    from activeuf_env.core.downstream import DownstreamConfig
 
     try:
         kwargs = json.loads(text)
@@ -185,7 +185,7 @@ def _report(result: Any, out: TextIO | None = None) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from activeuf_env.benchmark import run_benchmark
+    from activeuf_env.runner.benchmark import run_benchmark
 
     env_kwargs = parse_env_kwargs(args.env_kwargs)
     if args.eval_every is not None:
@@ -210,7 +210,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from activeuf_env.benchmark import run_benchmark
+    from activeuf_env.runner.benchmark import run_benchmark
 
     result = run_benchmark(
         DEMO_ENV,
@@ -229,7 +229,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _features(args: argparse.Namespace) -> int:
-    from activeuf_env.datasets import cache_dataset_embeddings
+    from activeuf_env.data.readers import cache_dataset_embeddings
 
     prompt_file, response_file = cache_dataset_embeddings(
         args.path,

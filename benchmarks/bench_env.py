@@ -21,7 +21,7 @@ import gymnasium as gym
 
 import activeuf_env  # noqa: F401
 import agents
-from activeuf_env.reward_model import EnsembleRewardModel
+from activeuf_env.core.reward_model import EnsembleRewardModel
 
 
 @dataclass

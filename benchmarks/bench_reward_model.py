@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from activeuf_env.reward_model import EnsembleRewardModel
+from activeuf_env.core.reward_model import EnsembleRewardModel
 
 
 @dataclass

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from activeuf_env import ActiveUFEnv, ResponsePool
-from activeuf_env.actions import validate_pairs
+from activeuf_env.envs.actions import validate_pairs
 
 
 def _good_action(env: ActiveUFEnv, obs: dict[str, np.ndarray]) -> np.ndarray:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import TINY_ENV_KWARGS
 
-from activeuf_env.benchmark import (
+from activeuf_env.runner.benchmark import (
     ARTEFACTS,
     RESULT_COLUMNS,
     format_summary,
@@ -19,8 +19,8 @@ from activeuf_env.benchmark import (
     run_episode,
     summarize_results,
 )
-from activeuf_env.metrics import cumulative_regret
-from activeuf_env.wandb_logging import WandbWarning
+from activeuf_env.runner.metrics import cumulative_regret
+from activeuf_env.tracking.recorder import WandbWarning
 
 ENV_ID = "ActiveUF/Synthetic-v0"
 SMALL = TINY_ENV_KWARGS

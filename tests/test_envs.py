@@ -20,7 +20,7 @@ from gymnasium.utils.env_checker import check_env
 from test_real_envs import write_replay_dataset
 
 import activeuf_env  # noqa: F401  (registers the ids)
-from activeuf_env.datasets import locate_alpaca_eval
+from activeuf_env.data.readers import locate_alpaca_eval
 
 ENV_IDS = sorted(env_id for env_id in gym.registry if env_id.startswith("ActiveUF/"))
 

@@ -1,4 +1,4 @@
-"""``env.collected_dataset()`` and :mod:`activeuf_env.export`: the collected pairs in the AUF binarized layout."""
+"""``env.collected_dataset()`` and :mod:`activeuf_env.data.export`: the collected pairs in the AUF binarized layout."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import pytest
 from conftest import random_pairs
 from test_real_envs import write_replay_dataset
 
-from activeuf_env import ActiveUFEnv, DatasetPool, export
-from activeuf_env.export import BINARIZED_COLUMNS, pairs_to_columns, pairs_to_records
+from activeuf_env import ActiveUFEnv, DatasetPool
+from activeuf_env.data import export
+from activeuf_env.data.export import BINARIZED_COLUMNS, pairs_to_columns, pairs_to_records
 
 
 def play(env: Any, rounds: int, seed: int = 0) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from activeuf_env.metrics import (
+from activeuf_env.runner.metrics import (
     NEVER,
     bootstrap_ci,
     compute_regret,

@@ -10,7 +10,7 @@ import pytest
 
 matplotlib = pytest.importorskip("matplotlib")
 
-from activeuf_env.plots import (  # noqa: E402 - after the skip
+from activeuf_env.runner.plots import (  # noqa: E402 - after the skip
     curve_stats,
     plot_cumulative_regret,
     plot_final_scores,

@@ -14,7 +14,7 @@ from activeuf_env import (
     SyntheticPoolConfig,
     make_synthetic_pool,
 )
-from activeuf_env.reward_model import anchor_weight_at
+from activeuf_env.core.reward_model import anchor_weight_at
 
 
 def _per_head_forward(model: EnsembleRewardModel, x: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from conftest import TINY_ENV_KWARGS
 
 import activeuf_env  # noqa: F401 - registers the ActiveUF ids
 import agents
-from activeuf_env.wandb_logging import (
+from activeuf_env.tracking.recorder import (
     WandbRecorder,
     WandbWarning,
     describe_env,

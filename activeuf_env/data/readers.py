@@ -1,4 +1,4 @@
-"""Readers of real preference data into a validated :class:`~activeuf_env.pool.ResponsePool`.
+"""Readers of real preference data into a validated :class:`~activeuf_env.core.pool.ResponsePool`.
 
 Two layouts are read:
 
@@ -32,13 +32,13 @@ fill slots ``0..n-1`` in file order, the rest are padding (``valid=False``, zero
 response of ``model_names[k]`` (so ``model_ids[:, k] == k`` everywhere) and missing models are padding; a prompt with
 two responses from one model is then malformed. ``model_names`` is the sorted union of the models in the kept rows.
 
-**Features** (``features=``): ``None`` encodes texts with the default :class:`~activeuf_env.features.TextEncoder`
+**Features** (``features=``): ``None`` encodes texts with the default :class:`~activeuf_env.data.features.TextEncoder`
 (the shared-layout readers first use ``prompt_embeddings.npy``/``response_embeddings.npy`` beside the data file
-when both exist); an :class:`~activeuf_env.features.Encoder` or a local model path encodes with it through the
-on-disk cache (``cache=``); a :class:`~activeuf_env.features.PrecomputedEmbeddings`, or a directory holding the two
+when both exist); an :class:`~activeuf_env.data.features.Encoder` or a local model path encodes with it through the
+on-disk cache (``cache=``); a :class:`~activeuf_env.data.features.PrecomputedEmbeddings`, or a directory holding the two
 ``.npy`` files, uses precomputed embeddings (aligned with the file: one prompt row per file row, one response row
 per listed response, skipped rows included; counts are checked). Embeddings are composed into features by
-:func:`~activeuf_env.features.compose_features` (default ``[r, sqrt(d)·(r⊙p)]``, ``D = 2d``).
+:func:`~activeuf_env.data.features.compose_features` (default ``[r, sqrt(d)·(r⊙p)]``, ``D = 2d``).
 
 **Malformed rows** (unparseable JSON, a missing or mistyped field, a non-numeric or non-finite score, a score
 outside [0, 1] for log-odds, fewer than two responses, a repeated prompt id, a repeated model under
@@ -62,7 +62,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from activeuf_env.features import (
+from activeuf_env.data.features import (
     CacheSpec,
     Composition,
     Encoder,
@@ -72,7 +72,7 @@ from activeuf_env.features import (
     resolve_cache,
     resolve_encoder,
 )
-from activeuf_env.pool import PoolTexts, ResponsePool, load_pool
+from activeuf_env.core.pool import PoolTexts, ResponsePool, load_pool
 
 __all__ = [
     "ALPACA_EVAL_DIRNAME",
@@ -706,7 +706,7 @@ def read_auf_dataset(
         progress: progress bar for long encodes (``None``: automatic).
 
     Returns:
-        A validated :class:`~activeuf_env.pool.ResponsePool` with prompts in file order.
+        A validated :class:`~activeuf_env.core.pool.ResponsePool` with prompts in file order.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -715,7 +715,7 @@ def read_auf_dataset(
 
     Example:
         >>> import tempfile, pathlib
-        >>> from activeuf_env.features import HashingEncoder
+        >>> from activeuf_env.data.features import HashingEncoder
         >>> tmp = tempfile.TemporaryDirectory(); path = pathlib.Path(tmp.name) / "d.jsonl"
         >>> _ = path.write_text('{"prompt_id": "p0", "prompt": "Hi?", "completions": ['
         ...     '{"model": "a", "response_text": "Hello.", "overall_score": "4.5"},'
@@ -909,7 +909,7 @@ class DatasetPool:
 
     Example:
         >>> import tempfile, pathlib
-        >>> from activeuf_env.pool import ResponsePool
+        >>> from activeuf_env.core.pool import ResponsePool
         >>> tmp = tempfile.TemporaryDirectory(); path = pathlib.Path(tmp.name) / "pool.npz"
         >>> _ = ResponsePool(np.zeros((3, 2, 4), np.float32), np.ones((3, 2), np.float32),
         ...     np.ones((3, 2), np.float32), np.zeros((3, 2), int), np.ones((3, 2), bool), ["m"],
@@ -1001,9 +1001,9 @@ def cache_dataset_embeddings(
 
     Args:
         path: an AUF dataset (JSONL, Parquet, datasets directory) or a shared multi-model JSONL file.
-        encoder: the encoder (default: the offline all-MiniLM-L6-v2 :class:`~activeuf_env.features.TextEncoder`)
+        encoder: the encoder (default: the offline all-MiniLM-L6-v2 :class:`~activeuf_env.data.features.TextEncoder`)
             or a local model path.
-        cache: the cache (``True``: :func:`~activeuf_env.features.default_cache_dir`; a directory; or an
+        cache: the cache (``True``: :func:`~activeuf_env.data.features.default_cache_dir`; a directory; or an
             ``EmbeddingCache``).
         on_error: as in :func:`read_auf_dataset` (decides which rows are encoded).
         slots: as in :func:`read_auf_dataset` (``"model"`` marks rows with a repeated model as malformed).
@@ -1079,7 +1079,7 @@ def write_auf_dataset(
     """Write a pool (with texts) or AUF records as JSONL, Parquet or a ``datasets`` directory.
 
     Args:
-        data: a :class:`~activeuf_env.pool.ResponsePool` (converted by :func:`pool_to_auf_records`) or records.
+        data: a :class:`~activeuf_env.core.pool.ResponsePool` (converted by :func:`pool_to_auf_records`) or records.
         path: the destination; ``.jsonl``/``.jsonl.gz`` and ``.parquet`` pick their format, anything else a
             ``save_to_disk`` directory, unless ``format`` says otherwise.
         format: ``"jsonl"``, ``"parquet"`` or ``"hf"`` to override the suffix.

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from activeuf_env.pool import ResponsePool
+from activeuf_env.core.pool import ResponsePool
 
 __all__ = ["CATEGORIES", "N_REJECTED", "DownstreamConfig", "DownstreamEvaluator", "DownstreamScores"]
 
@@ -64,7 +64,7 @@ class DownstreamConfig:
     """Every constant of the downstream evaluator (SPEC §10); validated on construction.
 
     Defaults, calibrated on ``ActiveUF/Synthetic-v0`` against AUF's table (SPEC §5.3; the constants, the measured
-    Spearman correlations and the command are in :class:`~activeuf_env.synthetic.SyntheticPoolConfig`'s docstring):
+    Spearman correlations and the command are in :class:`~activeuf_env.core.synthetic.SyntheticPoolConfig`'s docstring):
 
     - ``rm_temperature = 1.5``: a linear Bradley–Terry head trained by budget-limited SGD only ever changes its
       *direction* with the data when accuracy is hard (an argmax is scale-free), so every label set that points
@@ -261,7 +261,7 @@ class DownstreamEvaluator:
         config: the evaluator's constants (defaults to ``DownstreamConfig()``).
 
     Example:
-        >>> from activeuf_env.synthetic import SyntheticPoolConfig, make_synthetic_pool
+        >>> from activeuf_env.core.synthetic import SyntheticPoolConfig, make_synthetic_pool
         >>> pool = make_synthetic_pool(SyntheticPoolConfig(n_prompts=120, feature_dim=16))
         >>> train, held_out = pool.split(40, np.random.default_rng(0))
         >>> evaluator = DownstreamEvaluator(train, held_out, seed=0)

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from activeuf_env.pool import PoolTexts
+from activeuf_env.core.pool import PoolTexts
 
 if TYPE_CHECKING:
     import torch
@@ -666,7 +666,7 @@ def encode_pool_texts(
     :func:`compose_features`; padded slots get zero features.
 
     Args:
-        texts: the pool's :class:`~activeuf_env.pool.PoolTexts`.
+        texts: the pool's :class:`~activeuf_env.core.pool.PoolTexts`.
         valid: bool ``[N, K]``; only valid slots are encoded.
         encoder: as in :func:`embed_texts`.
         cache: as in :func:`embed_texts`.

@@ -17,7 +17,7 @@ knows. ``chosen`` and ``rejected`` are conversations ``[{"role": "user", "conten
 | ``round`` | int | the round (0-based ``env.step``) in which the pair was labelled |
 
 Scores are the pool's judge scores, i.e. after any transform its reader applied (AlpacaEval's win probabilities
-become clipped log-odds, see :mod:`activeuf_env.datasets`). **Pools without texts** (the synthetic ones) get
+become clipped log-odds, see :mod:`activeuf_env.data.readers`). **Pools without texts** (the synthetic ones) get
 placeholder strings: the prompt is its prompt id and a response is ``"<response {slot} to {prompt_id} by
 {model}>"``, unique within the pool, so the rows stay well-formed for tools that expect text.
 
@@ -26,7 +26,7 @@ wrapper over :func:`export_pairs`.
 
 Example:
     >>> import numpy as np
-    >>> from activeuf_env.pool import PoolTexts, ResponsePool
+    >>> from activeuf_env.core.pool import PoolTexts, ResponsePool
     >>> pool = ResponsePool(np.zeros((1, 2, 1), np.float32), np.array([[4.0, 2.0]], np.float32),
     ...     np.array([[4.0, 2.0]], np.float32), np.array([[0, 1]]), np.ones((1, 2), bool), ["a", "b"], ["p0"],
     ...     texts=PoolTexts(["Hi?"], [["Hello.", "Go away."]]))
@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from activeuf_env.pool import ResponsePool
+from activeuf_env.core.pool import ResponsePool
 
 if TYPE_CHECKING:
     import datasets

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from activeuf_env.pool import ResponsePool
+from activeuf_env.core.pool import ResponsePool
 
 __all__ = ["validate_pairs"]
 

@@ -1,10 +1,10 @@
 """Plots of a benchmark's tidy results table (SPEC §12.1): score and cumulative regret against labels, final scores.
 
-Every function takes the tidy ``pandas.DataFrame`` of :func:`activeuf_env.benchmark.run_benchmark` (one row per
-agent, seed and round; columns :data:`~activeuf_env.benchmark.RESULT_COLUMNS`) and a path, writes a PNG and returns
+Every function takes the tidy ``pandas.DataFrame`` of :func:`activeuf_env.runner.benchmark.run_benchmark` (one row per
+agent, seed and round; columns :data:`~activeuf_env.runner.benchmark.RESULT_COLUMNS`) and a path, writes a PNG and returns
 the path. Figures are drawn on matplotlib's Agg canvas directly (no ``pyplot``, no display, and the global backend
 of a notebook or script is left alone). Bands and error bars are percentile-bootstrap 95% CIs of the mean over seeds
-(:func:`~activeuf_env.metrics.bootstrap_ci`, a fixed generator, so the same table gives the same figure).
+(:func:`~activeuf_env.runner.metrics.bootstrap_ci`, a fixed generator, so the same table gives the same figure).
 
 Needs the ``bench`` extra (pandas, matplotlib): ``pip install activeuf-env[bench]``.
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from activeuf_env.metrics import bootstrap_ci
+from activeuf_env.runner.metrics import bootstrap_ci
 
 __all__ = ["curve_stats", "plot_cumulative_regret", "plot_final_scores", "plot_score_curves"]
 
@@ -30,7 +30,7 @@ _CI_SEED = 0
 
 
 def _new_figure(width: float = 8.0, height: float = 5.0) -> Any:
-    from activeuf_env.benchmark import require_bench_extra
+    from activeuf_env.runner.benchmark import require_bench_extra
 
     require_bench_extra(["pandas", "matplotlib"])
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -13,15 +13,15 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from activeuf_env.actions import validate_pairs
-from activeuf_env.datasets import DatasetPool, locate_alpaca_eval
-from activeuf_env.downstream import DownstreamConfig, DownstreamEvaluator, DownstreamScores
-from activeuf_env.export import ExportFormat, export_pairs
-from activeuf_env.judges import Judge, make_judge
-from activeuf_env.pool import ResponsePool
-from activeuf_env.render import render_prompt_table
-from activeuf_env.reward_model import EnsembleRewardModel, ReplayBuffer, RewardModelConfig, anchor_weight_at
-from activeuf_env.synthetic import SyntheticPoolConfig, make_synthetic_pool
+from activeuf_env.envs.actions import validate_pairs
+from activeuf_env.data.readers import DatasetPool, locate_alpaca_eval
+from activeuf_env.core.downstream import DownstreamConfig, DownstreamEvaluator, DownstreamScores
+from activeuf_env.data.export import ExportFormat, export_pairs
+from activeuf_env.core.judges import Judge, make_judge
+from activeuf_env.core.pool import ResponsePool
+from activeuf_env.envs.render import render_prompt_table
+from activeuf_env.core.reward_model import EnsembleRewardModel, ReplayBuffer, RewardModelConfig, anchor_weight_at
+from activeuf_env.core.synthetic import SyntheticPoolConfig, make_synthetic_pool
 
 if TYPE_CHECKING:
     import datasets
@@ -103,7 +103,7 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ## Rewards
 
     Every ``eval_every`` rounds (and always after the last one) a
-    :class:`~activeuf_env.downstream.DownstreamEvaluator` trains a reward-model proxy and a DPO-policy proxy on
+    :class:`~activeuf_env.core.downstream.DownstreamEvaluator` trains a reward-model proxy and a DPO-policy proxy on
     all pairs collected so far and scores them on the held-out eval prompts: ``rm_score`` (RewardBench-2-style
     accuracy, chance 0.25), ``dpo_score`` (policy improvement over the SFT reference, 0 at the start) and their mean
     ``score``. The reward is the change of the chosen metric since the previous evaluation (``reward="score"``,
@@ -131,21 +131,21 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ## Instances and real data
 
     ``ActiveUF/Synthetic-v0`` and ``ActiveUF/SyntheticPaperScale-v0`` draw a synthetic pool
-    (:class:`~activeuf_env.synthetic.SyntheticPoolConfig`). ``ActiveUF/Replay-v0`` replays any real dataset
+    (:class:`~activeuf_env.core.synthetic.SyntheticPoolConfig`). ``ActiveUF/Replay-v0`` replays any real dataset
     (:func:`make_replay_env`: ``data_path=`` an AUF ``PromptWithCompletions`` dataset, a shared multi-model JSONL
     file or a saved pool; ``features_path=`` precomputed embeddings or an encoder). ``ActiveUF/AlpacaEval-v0``
     (:func:`make_alpaca_eval_env`) is the shared AlpacaEval multi-model data: 805 prompts, ``K = 57`` slots (one
     per model, ``valid == 0`` where a model has no response), ``D = 768`` features from the shipped
     all-MiniLM-L6-v2 embeddings, 640 train prompts in 10 rounds of 64 and 165 held out. On real data the judge
     scores are the dataset's (AlpacaEval's win probabilities against its reference as clipped log-odds,
-    :func:`~activeuf_env.datasets.transform_scores`) and ``true_quality`` equals them, so the downstream scores
+    :func:`~activeuf_env.data.readers.transform_scores`) and ``true_quality`` equals them, so the downstream scores
     measure agreement with that judge. A missing dataset raises ``FileNotFoundError`` at ``gymnasium.make``,
     naming the expected path.
 
     ``env.unwrapped.collected_dataset(format="dataset" | "jsonl" | "records", path=None)`` exports the pairs
     collected so far in the AUF / UltraFeedback binarized layout (``prompt_id``, ``prompt``, ``chosen``,
     ``rejected`` as chat messages, ``score_chosen``, ``score_rejected``, ``chosen_model``, ``rejected_model``,
-    ``round``; see :mod:`activeuf_env.export`).
+    ``round``; see :mod:`activeuf_env.data.export`).
 
     ## Arguments
 
@@ -160,15 +160,15 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     * ``batch_size``: prompts per round ``B``.
     * ``budget``: label budget; ``None`` allows one label per train prompt.
     * ``eval_size``: held-out prompts per instance, a fraction or a count; the split is fixed by ``split_seed``.
-    * ``judge``, ``judge_kwargs``, ``judge_noise``: see :func:`activeuf_env.judges.make_judge`.
+    * ``judge``, ``judge_kwargs``, ``judge_noise``: see :func:`activeuf_env.core.judges.make_judge`.
     * ``labeler``: ``"judge"``, or ``"first"`` to take the agent's first index as chosen with no judge call.
     * ``judge_calls_per_pair``: responses the judge scores per label (2; privileged baselines declare 4 or
       ``"all"``, every valid response of the prompt).
     * ``expose_judge_scores``, ``observe_features``: add the optional observation keys.
-    * ``reward_model``: :class:`~activeuf_env.reward_model.RewardModelConfig` of the ensemble.
+    * ``reward_model``: :class:`~activeuf_env.core.reward_model.RewardModelConfig` of the ensemble.
     * ``reward``: ``"score"`` (default), ``"dpo"``, ``"rm"`` or ``"none"`` (see Rewards).
     * ``eval_every``: evaluate the downstream proxies every this many rounds (and after the last); ``None``: never.
-    * ``downstream``: :class:`~activeuf_env.downstream.DownstreamConfig` of the evaluator.
+    * ``downstream``: :class:`~activeuf_env.core.downstream.DownstreamConfig` of the evaluator.
     * ``device``: torch device of the ensemble.
     * ``render_mode``: ``None`` or ``"ansi"``.
 
@@ -540,7 +540,7 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         ``[{"role": "user", ...}, {"role": "assistant", ...}]``), ``score_chosen``, ``score_rejected`` (judge
         scores), ``chosen_model``, ``rejected_model``, ``chosen_index``, ``rejected_index`` and ``round``. Pools
         without texts (synthetic) get placeholder strings naming the prompt id, slot and model; see
-        :mod:`activeuf_env.export`. Exporting never changes the episode: a failed write loses nothing.
+        :mod:`activeuf_env.data.export`. Exporting never changes the episode: a failed write loses nothing.
 
         Args:
             format: ``"dataset"`` (a ``datasets.Dataset``; needs the ``data`` extra), ``"jsonl"`` (writes ``path``
@@ -612,10 +612,10 @@ def make_replay_env(
     """Entry point of ``ActiveUF/Replay-v0``: an environment over any real dataset.
 
     The dataset is read at construction (the env needs its ``K`` and ``D``) and once per process after that
-    (:class:`~activeuf_env.datasets.DatasetPool`); the env pickles without it.
+    (:class:`~activeuf_env.data.readers.DatasetPool`); the env pickles without it.
 
     Args:
-        data_path: anything :func:`~activeuf_env.datasets.load_pool_from_path` reads: an AUF
+        data_path: anything :func:`~activeuf_env.data.readers.load_pool_from_path` reads: an AUF
             ``PromptWithCompletions`` dataset (JSONL, Parquet, ``datasets`` directory), a shared multi-model JSONL
             file, the shared AlpacaEval directory or a saved pool (``.npz``).
         features_path: precomputed embeddings (a directory of ``prompt_embeddings.npy`` and
@@ -630,7 +630,7 @@ def make_replay_env(
 
     Example:
         >>> import tempfile, pathlib, gymnasium
-        >>> from activeuf_env.synthetic import SyntheticPoolConfig, make_synthetic_pool
+        >>> from activeuf_env.core.synthetic import SyntheticPoolConfig, make_synthetic_pool
         >>> tmp = tempfile.TemporaryDirectory()
         >>> path = make_synthetic_pool(SyntheticPoolConfig(n_prompts=40, feature_dim=8)).save(
         ...     pathlib.Path(tmp.name) / "pool.npz")
@@ -663,9 +663,9 @@ def make_alpaca_eval_env(
     probability of beating a fixed strong reference (``gpt4_1106_preview``). The pool has ``K = 57`` slots, slot
     ``k`` holding model ``k``'s response (``valid == 0`` and zero features where a model has none) and
     ``D = 768`` features ``[r, sqrt(384)·(r ⊙ p)]`` from the shipped all-MiniLM-L6-v2 prompt and response
-    embeddings (:func:`~activeuf_env.features.compose_features`). Judge scores are the win probabilities as
+    embeddings (:func:`~activeuf_env.data.features.compose_features`). Judge scores are the win probabilities as
     clipped log-odds ``logit(clip(p, 1e-6, 1 - 1e-6))`` (range ±13.8; differences are Bradley-Terry reward
-    differences, within-prompt rankings unchanged; see :mod:`activeuf_env.datasets`). There is no second judge,
+    differences, within-prompt rankings unchanged; see :mod:`activeuf_env.data.readers`). There is no second judge,
     so ``true_quality`` equals the judge score and the downstream scores measure agreement with that judge.
     The defaults hold out 165 prompts and offer the other 640 in exactly 10 rounds of 64 (640 labels).
 
@@ -674,7 +674,7 @@ def make_alpaca_eval_env(
             ``$ACTIVEUF_SHARED_DATA``, else ``../shared/data`` beside the checkout.
         batch_size: prompts per round.
         eval_size: held-out prompts (a count or a fraction).
-        reader_kwargs: further arguments of :func:`~activeuf_env.datasets.read_alpaca_eval` (``score_transform``,
+        reader_kwargs: further arguments of :func:`~activeuf_env.data.readers.read_alpaca_eval` (``score_transform``,
             ``dtype``, ``with_texts``...).
         **env_kwargs: other arguments of :class:`ActiveUFEnv`.
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from activeuf_env.pool import ResponsePool
+from activeuf_env.core.pool import ResponsePool
 
 __all__ = ["render_prompt_table"]
 

@@ -1,7 +1,7 @@
 """Weights & Biases logging of ActiveUF episodes that never stops an episode (SPEC §12.2).
 
 :class:`WandbRecorder` wraps any ``ActiveUF`` environment, so it works from a user's own loop as well as from
-:func:`activeuf_env.benchmark.run_benchmark`: every ``reset`` starts one W&B run (named ``{agent}-seed{seed}``,
+:func:`activeuf_env.runner.benchmark.run_benchmark`: every ``reset`` starts one W&B run (named ``{agent}-seed{seed}``,
 grouped by env id, config = every env and agent setting), every step logs the numeric ``info`` entries with
 ``labels`` as the step metric (``wandb.define_metric``), so W&B draws curves against labels spent, and ``regret``
 is summarised by its minimum. The run finishes when the episode ends (or on ``close``).

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from activeuf_env.pool import ResponsePool
+from activeuf_env.core.pool import ResponsePool
 
 __all__ = ["SIZE_NAMES", "SyntheticPoolConfig", "make_synthetic_pool"]
 
@@ -47,7 +47,7 @@ class SyntheticPoolConfig:
     All randomness comes from one generator seeded with ``seed`` (or the one passed to :func:`make_synthetic_pool`).
 
     Calibration (SPEC §5.3): the per-model mean judge score runs from about 1.6 to 4.7 (tests check it). Against
-    AUF's table, with the evaluator's defaults (:class:`~activeuf_env.downstream.DownstreamConfig`), the Spearman
+    AUF's table, with the evaluator's defaults (:class:`~activeuf_env.core.downstream.DownstreamConfig`), the Spearman
     correlation of the 9 AUF methods' final ``dpo_score`` / ``rm_score`` with the paper's DPO / RM columns on
     ``ActiveUF/Synthetic-v0`` (1024 train prompts, 16 rounds of 64) is **0.97 / 0.82** over seeds 0-4 and
     **0.97 / 0.82** over seeds 5-9 (targets 0.8 / 0.6), measured with

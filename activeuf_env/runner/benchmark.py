@@ -9,9 +9,9 @@ output directory (SPEC §12.1):
 - ``summary.md``: per agent the final ``score``, ``rm_score`` and ``dpo_score`` (means over seeds with bootstrap
   95% CIs), the mean cumulative regret and labels-to-match (the fewest labels at which the agent's mean score curve
   reaches Random's full-budget mean score, as a fraction of the budget), plus any failure;
-- ``score_vs_labels.png``, ``cumulative_regret.png``, ``final_scores.png`` (see :mod:`activeuf_env.plots`);
+- ``score_vs_labels.png``, ``cumulative_regret.png``, ``final_scores.png`` (see :mod:`activeuf_env.runner.plots`);
 - ``config.json``: the run's settings (env, agents, seeds, workers, W&B, command line, versions);
-- ``wandb/``: one offline W&B run per episode when W&B is on (:class:`~activeuf_env.wandb_logging.WandbRecorder`).
+- ``wandb/``: one offline W&B run per episode when W&B is on (:class:`~activeuf_env.tracking.recorder.WandbRecorder`).
 
 **Determinism.** An episode is a function of ``(env_id, env_kwargs, agent, seed)``: the env and the agent are both
 reset with ``seed`` (as in the README's loop) and torch runs on ``torch_threads`` threads (1 by default) whatever
@@ -53,8 +53,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from activeuf_env.metrics import NEVER, bootstrap_ci, cumulative_regret, format_fraction, labels_to_match
-from activeuf_env.wandb_logging import DEFAULT_PROJECT, WandbRecorder, WandbWarning, describe_agent, to_jsonable
+from activeuf_env.runner.metrics import NEVER, bootstrap_ci, cumulative_regret, format_fraction, labels_to_match
+from activeuf_env.tracking.recorder import DEFAULT_PROJECT, WandbRecorder, WandbWarning, describe_agent, to_jsonable
 
 __all__ = [
     "ARTEFACTS",
@@ -253,12 +253,12 @@ def run_episode(
         seed: the episode's seed.
         env_kwargs: overrides of the env's registered kwargs (``eval_every`` must not be ``None``).
         agent_kwargs: hyperparameters of the agent (``agents.make(agent_name, **agent_kwargs)``).
-        wandb: log the episode to W&B through :class:`~activeuf_env.wandb_logging.WandbRecorder` (a failure warns
+        wandb: log the episode to W&B through :class:`~activeuf_env.tracking.recorder.WandbRecorder` (a failure warns
             once and the episode goes on).
         wandb_dir: where W&B writes its ``wandb/`` folder.
         wandb_project: the W&B project.
         wandb_mode: W&B mode (``None``: offline unless configured, see
-            :func:`~activeuf_env.wandb_logging.resolve_wandb_mode`).
+            :func:`~activeuf_env.tracking.recorder.resolve_wandb_mode`).
         torch_threads: torch threads during the episode (restored afterwards); ``None`` leaves torch's setting.
 
     Returns:
@@ -333,7 +333,7 @@ def summarize_results(results: Any, reference_agent: str = _REFERENCE_AGENT) -> 
         A ``pandas.DataFrame`` with one row per agent (in order of first appearance): ``agent``, ``seeds``,
         ``score``/``rm_score``/``dpo_score``/``cumulative_regret`` each with ``_low`` and ``_high`` (95% CI of the
         mean over seeds, from the final round of each episode), ``budget``, ``final_labels``, ``labels_to_match``
-        (labels, :data:`~activeuf_env.metrics.NEVER` when never reached, ``None`` without the reference agent) and
+        (labels, :data:`~activeuf_env.runner.metrics.NEVER` when never reached, ``None`` without the reference agent) and
         ``labels_to_match_fraction`` (``"1/6"``, ``"never"`` or ``"n/a"``).
 
     Example:
@@ -611,7 +611,7 @@ def _run_tasks(tasks: list[dict[str, Any]], workers: int, progress: bool, outcom
 
 
 def _make_plots(results: Any, out: Path) -> tuple[dict[str, Path], list[str]]:
-    from activeuf_env import plots
+    from activeuf_env.runner import plots
 
     files: dict[str, Path] = {}
     problems: list[str] = []
@@ -660,7 +660,7 @@ def run_benchmark(
         wandb_dir: where W&B writes its ``wandb/`` folder (default: ``out``).
         wandb_project: the W&B project.
         wandb_mode: W&B mode (``None``: offline unless configured, see
-            :func:`~activeuf_env.wandb_logging.resolve_wandb_mode`).
+            :func:`~activeuf_env.tracking.recorder.resolve_wandb_mode`).
         plots: write the PNG plots.
         progress: show a progress bar (stderr).
         torch_threads: torch threads per episode (the same whatever ``workers``, for identical results).
