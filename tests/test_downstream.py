@@ -22,8 +22,8 @@ from activeuf_env.core.downstream import (
     DownstreamScores,
     model_skill_quantiles,
 )
-from activeuf_env.envs.active_uf import ActiveUFEnv
 from activeuf_env.core.pool import ResponsePool
+from activeuf_env.envs.active_uf import ActiveUFEnv
 
 K, D = 8, 12
 

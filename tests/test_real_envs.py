@@ -20,8 +20,8 @@ from conftest import random_pairs
 import activeuf_env  # noqa: F401  (registers the ids)
 import agents
 from activeuf_env import ActiveUFEnv, DatasetPool
-from activeuf_env.data.readers import locate_alpaca_eval, read_auf_dataset, write_auf_dataset
 from activeuf_env.core.pool import ResponsePool
+from activeuf_env.data.readers import locate_alpaca_eval, read_auf_dataset, write_auf_dataset
 
 MODELS = ["alpha-7b", "beta-13b", "gamma-2b", "delta-70b", "epsilon-1b", "zeta-8b"]
 """Six models; ``write_replay_dataset`` gives prompt ``p`` the first 5 or all 6 of them."""

@@ -62,6 +62,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from activeuf_env.core.pool import PoolTexts, ResponsePool, load_pool
 from activeuf_env.data.features import (
     CacheSpec,
     Composition,
@@ -72,7 +73,6 @@ from activeuf_env.data.features import (
     resolve_cache,
     resolve_encoder,
 )
-from activeuf_env.core.pool import PoolTexts, ResponsePool, load_pool
 
 __all__ = [
     "ALPACA_EVAL_DIRNAME",

@@ -13,15 +13,15 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from activeuf_env.envs.actions import validate_pairs
-from activeuf_env.data.readers import DatasetPool, locate_alpaca_eval
 from activeuf_env.core.downstream import DownstreamConfig, DownstreamEvaluator, DownstreamScores
-from activeuf_env.data.export import ExportFormat, export_pairs
 from activeuf_env.core.judges import Judge, make_judge
 from activeuf_env.core.pool import ResponsePool
-from activeuf_env.envs.render import render_prompt_table
 from activeuf_env.core.reward_model import EnsembleRewardModel, ReplayBuffer, RewardModelConfig, anchor_weight_at
 from activeuf_env.core.synthetic import SyntheticPoolConfig, make_synthetic_pool
+from activeuf_env.data.export import ExportFormat, export_pairs
+from activeuf_env.data.readers import DatasetPool, locate_alpaca_eval
+from activeuf_env.envs.actions import validate_pairs
+from activeuf_env.envs.render import render_prompt_table
 
 if TYPE_CHECKING:
     import datasets

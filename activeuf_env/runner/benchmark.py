@@ -333,7 +333,7 @@ def summarize_results(results: Any, reference_agent: str = _REFERENCE_AGENT) -> 
         A ``pandas.DataFrame`` with one row per agent (in order of first appearance): ``agent``, ``seeds``,
         ``score``/``rm_score``/``dpo_score``/``cumulative_regret`` each with ``_low`` and ``_high`` (95% CI of the
         mean over seeds, from the final round of each episode), ``budget``, ``final_labels``, ``labels_to_match``
-        (labels, :data:`~activeuf_env.runner.metrics.NEVER` when never reached, ``None`` without the reference agent) and
+        (labels, :data:`~activeuf_env.runner.metrics.NEVER` if never reached, ``None`` without the reference agent) and
         ``labels_to_match_fraction`` (``"1/6"``, ``"never"`` or ``"n/a"``).
 
     Example:

@@ -1,7 +1,7 @@
 """Plots of a benchmark's tidy results table (SPEC §12.1): score and cumulative regret against labels, final scores.
 
-Every function takes the tidy ``pandas.DataFrame`` of :func:`activeuf_env.runner.benchmark.run_benchmark` (one row per
-agent, seed and round; columns :data:`~activeuf_env.runner.benchmark.RESULT_COLUMNS`) and a path, writes a PNG and returns
+Every function takes the tidy ``pandas.DataFrame`` of :func:`~activeuf_env.runner.benchmark.run_benchmark` (a row
+per agent, seed and round; columns :data:`~activeuf_env.runner.benchmark.RESULT_COLUMNS`) and a path, writes a PNG and returns
 the path. Figures are drawn on matplotlib's Agg canvas directly (no ``pyplot``, no display, and the global backend
 of a notebook or script is left alone). Bands and error bars are percentile-bootstrap 95% CIs of the mean over seeds
 (:func:`~activeuf_env.runner.metrics.bootstrap_ci`, a fixed generator, so the same table gives the same figure).
