@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY_ENV_KWARGS
+from helpers import TINY_ENV_KWARGS
 
 from activeuf_env.runner.benchmark import (
     ARTEFACTS,

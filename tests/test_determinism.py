@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import run_episode
 from gymnasium.utils.env_checker import data_equivalence
+from helpers import run_episode
 
 
 def test_same_seed_gives_identical_episode(make_small_env) -> None:

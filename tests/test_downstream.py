@@ -12,7 +12,7 @@ from dataclasses import fields, replace
 
 import numpy as np
 import pytest
-from conftest import random_pairs
+from helpers import random_pairs
 
 from activeuf_env.core.downstream import (
     CATEGORIES,

@@ -9,8 +9,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import SMALL_POOL, random_pairs, run_episode
 from gymnasium.utils.env_checker import data_equivalence
+from helpers import SMALL_POOL, random_pairs, run_episode
 
 from activeuf_env import ActiveUFEnv, SyntheticPoolConfig
 

@@ -17,7 +17,7 @@ from typing import Any
 import gymnasium as gym
 import pytest
 from gymnasium.utils.env_checker import check_env
-from test_real_envs import write_replay_dataset
+from helpers import write_replay_dataset
 
 import activeuf_env  # noqa: F401  (registers the ids)
 from activeuf_env.data.readers import locate_alpaca_eval

@@ -11,8 +11,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import random_pairs
-from test_real_envs import write_replay_dataset
+from helpers import random_pairs, write_replay_dataset
 
 from activeuf_env import ActiveUFEnv, DatasetPool
 from activeuf_env.data import export

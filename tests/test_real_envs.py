@@ -1,7 +1,7 @@
 """The real-data ids: ``ActiveUF/Replay-v0`` on small datasets written here, ``ActiveUF/AlpacaEval-v0`` on the
 shared data (skipped, naming the expected path, when it is absent), and the :class:`DatasetPool` factory.
 
-:func:`write_replay_dataset` is shared with the env-checker, export and render tests.
+The small dataset comes from :func:`helpers.write_replay_dataset`.
 """
 
 from __future__ import annotations
@@ -15,57 +15,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import random_pairs
+from helpers import random_pairs, write_replay_dataset
 
 import activeuf_env  # noqa: F401  (registers the ids)
 import agents
 from activeuf_env import ActiveUFEnv, DatasetPool
 from activeuf_env.core.pool import ResponsePool
-from activeuf_env.data.readers import locate_alpaca_eval, read_auf_dataset, write_auf_dataset
-
-MODELS = ["alpha-7b", "beta-13b", "gamma-2b", "delta-70b", "epsilon-1b", "zeta-8b"]
-"""Six models; ``write_replay_dataset`` gives prompt ``p`` the first 5 or all 6 of them."""
-
-
-def replay_records(n_prompts: int = 40, padded: bool = False) -> list[dict[str, Any]]:
-    """AUF ``PromptWithCompletions`` rows with texts of varied length (some long, multi-line, one empty)."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for p in range(n_prompts):
-        n = 5 if padded and p % 4 == 0 else len(MODELS)
-        completions = []
-        for m in range(n):
-            text = f"Answer of {MODELS[m]} to question {p}:\n\n" + "a detailed explanation " * (3 * m)
-            completions.append(
-                {
-                    "model": MODELS[m],
-                    "response_text": "" if (p, m) == (1, 2) else text,
-                    "overall_score": f"{rng.uniform(1, 5):.2f}",
-                }
-            )
-        prompt = f"Question {p}: how does one " + "really " * (p % 30) + "cook rice?\nPlease explain."
-        rows.append({"prompt_id": f"q{p:03d}", "source": "test", "prompt": prompt, "completions": completions})
-    return rows
-
-
-def write_replay_dataset(directory: Path, n_prompts: int = 40, dim: int = 8, padded: bool = False) -> dict[str, Any]:
-    """Write :func:`replay_records` and aligned precomputed embeddings; return the ``gym.make`` kwargs reading them.
-
-    With ``padded`` every fourth prompt lacks the last model's response. The kwargs hold out 8 prompts and offer
-    the rest in rounds of 8 (32 train prompts in 4 rounds at the default 40). ``check_env`` steps with unmasked
-    samples of the action space, which the env rejects when one picks a padded response, so the env checker uses
-    the unpadded variant.
-    """
-    rows = replay_records(n_prompts, padded)
-    directory.mkdir(parents=True, exist_ok=True)
-    data_path = write_auf_dataset(rows, directory / "prefs.jsonl")
-    embeddings = directory / "embeddings"
-    embeddings.mkdir(exist_ok=True)
-    rng = np.random.default_rng(1)
-    n_responses = sum(len(r["completions"]) for r in rows)
-    np.save(embeddings / "prompt_embeddings.npy", rng.normal(size=(n_prompts, dim)).astype(np.float16))
-    np.save(embeddings / "response_embeddings.npy", rng.normal(size=(n_responses, dim)).astype(np.float16))
-    return {"data_path": str(data_path), "features_path": str(embeddings), "batch_size": 8, "eval_size": 8}
+from activeuf_env.data.readers import locate_alpaca_eval, read_auf_dataset
 
 
 def run_random_episode(env: gym.Env, seed: int = 0) -> dict[str, Any]:

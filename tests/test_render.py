@@ -9,7 +9,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import random_pairs
+from helpers import random_pairs
 
 from activeuf_env import ActiveUFEnv
 from activeuf_env.data.features import HashingEncoder

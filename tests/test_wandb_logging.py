@@ -10,7 +10,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 import pytest
-from conftest import TINY_ENV_KWARGS
+from helpers import TINY_ENV_KWARGS
 
 import activeuf_env  # noqa: F401 - registers the ActiveUF ids
 import agents
