@@ -7,9 +7,9 @@ Importing the package registers the environment ids in the ``ActiveUF`` namespac
 >>> sorted(i for i in gym.registry if i.startswith("ActiveUF/"))
 ['ActiveUF/AlpacaEval-v0', 'ActiveUF/Replay-v0', 'ActiveUF/Synthetic-v0', 'ActiveUF/SyntheticPaperScale-v0']
 
-``ActiveUF/Replay-v0`` needs ``data_path=`` (any real dataset, :func:`activeuf_env.envs.active_uf.make_replay_env`);
+``ActiveUF/Replay-v0`` needs ``data_path=`` (any real dataset, :func:`activeuf_env.envs.real_data.make_replay_env`);
 ``ActiveUF/AlpacaEval-v0`` reads the shared AlpacaEval multi-model data (``$ACTIVEUF_SHARED_DATA`` or
-``../shared/data``, or ``data_dir=``; :func:`activeuf_env.envs.active_uf.make_alpaca_eval_env`) and raises
+``../shared/data``, or ``data_dir=``; :func:`activeuf_env.envs.real_data.make_alpaca_eval_env`) and raises
 ``FileNotFoundError`` naming the expected path when it is absent.
 """
 
@@ -22,7 +22,8 @@ from activeuf_env.core.pool import PoolTexts, ResponsePool, load_pool
 from activeuf_env.core.reward_model import EnsembleRewardModel, ReplayBuffer, RewardModelConfig
 from activeuf_env.core.synthetic import SyntheticPoolConfig, make_synthetic_pool
 from activeuf_env.data.readers import DatasetPool
-from activeuf_env.envs.active_uf import ActiveUFEnv, make_alpaca_eval_env, make_replay_env
+from activeuf_env.envs.active_uf import ActiveUFEnv
+from activeuf_env.envs.real_data import make_alpaca_eval_env, make_replay_env
 
 __version__ = "0.1.0"
 
@@ -68,5 +69,5 @@ _register(
     eval_size=PAPER_SCALE_EVAL_PROMPTS,
     eval_every=PAPER_SCALE_EVAL_EVERY,
 )
-_register("ActiveUF/Replay-v0", entry_point="activeuf_env.envs.active_uf:make_replay_env")
-_register("ActiveUF/AlpacaEval-v0", entry_point="activeuf_env.envs.active_uf:make_alpaca_eval_env")
+_register("ActiveUF/Replay-v0", entry_point="activeuf_env.envs.real_data:make_replay_env")
+_register("ActiveUF/AlpacaEval-v0", entry_point="activeuf_env.envs.real_data:make_alpaca_eval_env")

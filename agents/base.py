@@ -14,14 +14,15 @@ Change logs:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["ENN_KEYS", "Agent", "Batch", "Observation", "check_finite_number", "check_int"]
+from activeuf_env._validation import check_int, check_number
+
+__all__ = ["ENN_KEYS", "Agent", "Batch", "Observation", "check_int", "check_number"]
 
 Observation = Mapping[str, Any]
 """One environment observation: a mapping from key to array (see SPEC §9)."""
@@ -31,76 +32,6 @@ ENN_KEYS: tuple[str, ...] = ("mean", "lower", "upper")
 
 _PER_RESPONSE_KEYS = frozenset({"mean", "lower", "upper", "judge_scores", "model_ids"})
 _FLOAT_KEYS = frozenset({"mean", "lower", "upper", "judge_scores"})
-
-
-def check_finite_number(
-    name: str, value: Any, *, low: float | None = None, high: float | None = None, low_open: bool = False
-) -> float:
-    """Validate a real hyperparameter and return it as a float.
-
-    Args:
-        name: the hyperparameter's name, used in the error message.
-        value: the value to check; ``bool`` is rejected even though it is an ``int``.
-        low: the smallest allowed value, if any.
-        high: the largest allowed value, if any.
-        low_open: whether ``low`` itself is excluded.
-
-    Returns:
-        ``float(value)``.
-
-    Raises:
-        ValueError: when ``value`` is not a finite real number in the allowed range; the message shows the value.
-
-    Example:
-        >>> check_finite_number("beta", 2, low=0.0)
-        2.0
-        >>> check_finite_number("beta", -1.0, low=0.0)
-        Traceback (most recent call last):
-        ...
-        ValueError: beta must be a finite number >= 0.0, got -1.0
-    """
-    bound = ""
-    if low is not None:
-        bound += f" {'>' if low_open else '>='} {low}"
-    if high is not None:
-        bound += f"{' and' if low is not None else ''} <= {high}"
-    message = f"{name} must be a finite number{bound}, got {value!r}"
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(message)
-    out = float(value)
-    if not math.isfinite(out):
-        raise ValueError(message)
-    if low is not None and (out < low or (low_open and out == low)):
-        raise ValueError(message)
-    if high is not None and out > high:
-        raise ValueError(message)
-    return out
-
-
-def check_int(name: str, value: Any, *, low: int | None = None) -> int:
-    """Validate an integer hyperparameter and return it as an ``int``.
-
-    Args:
-        name: the hyperparameter's name, used in the error message.
-        value: the value to check; ``bool`` and floats are rejected.
-        low: the smallest allowed value, if any.
-
-    Returns:
-        ``int(value)``.
-
-    Raises:
-        ValueError: when ``value`` is not an integer ``>= low``; the message shows the value.
-
-    Example:
-        >>> check_int("max_tries", 0, low=1)
-        Traceback (most recent call last):
-        ...
-        ValueError: max_tries must be an integer >= 1, got 0
-    """
-    bound = f" >= {low}" if low is not None else ""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or (low is not None and value < low):
-        raise ValueError(f"{name} must be an integer{bound}, got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True, eq=False)

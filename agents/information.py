@@ -21,7 +21,7 @@ from typing import ClassVar
 import numpy as np
 
 from agents._ops import masked_argmax, pair_indices, sigmoid_width, thompson_argmax
-from agents.base import Agent, Batch, check_finite_number
+from agents.base import Agent, Batch, check_number
 
 __all__ = ["IDS", "InfoGain", "InfoMax", "InformationDirectedSampling"]
 
@@ -62,7 +62,7 @@ class InfoMax(Agent):
     beta: float = 1.0
 
     def _validate(self) -> None:
-        self.beta = check_finite_number("beta", self.beta, low=0.0)
+        self.beta = check_number("beta", self.beta, low=0.0)
 
     def _select_pairs(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         first_of, second_of = pair_indices(batch.shape[1])
@@ -112,7 +112,7 @@ class InfoGain(Agent):
     beta: float = 1.0
 
     def _validate(self) -> None:
-        self.beta = check_finite_number("beta", self.beta, low=0.0)
+        self.beta = check_number("beta", self.beta, low=0.0)
 
     def _select_pairs(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         valid = batch.valid
@@ -177,8 +177,8 @@ class InformationDirectedSampling(Agent):
     rho2: float = 1.0
 
     def _validate(self) -> None:
-        self.beta = check_finite_number("beta", self.beta, low=0.0)
-        self.rho2 = check_finite_number("rho2", self.rho2, low=0.0, low_open=True)
+        self.beta = check_number("beta", self.beta, low=0.0)
+        self.rho2 = check_number("rho2", self.rho2, low=0.0, low_open=True)
 
     def _select_pairs(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         first_of, second_of = pair_indices(batch.shape[1])

@@ -16,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from agents._ops import thompson_argmax, thompson_second
-from agents.base import Agent, Batch, check_finite_number, check_int
+from agents.base import Agent, Batch, check_int, check_number
 
 __all__ = ["DoubleReverseThompsonSampling", "DoubleThompsonSampling"]
 
@@ -65,7 +65,7 @@ class DoubleThompsonSampling(Agent):
     max_tries: int = 30
 
     def _validate(self) -> None:
-        self.beta = check_finite_number("beta", self.beta, low=0.0)
+        self.beta = check_number("beta", self.beta, low=0.0)
         self.max_tries = check_int("max_tries", self.max_tries, low=1)
 
     def _select_pairs(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:

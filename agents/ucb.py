@@ -16,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from agents._ops import argmax_random_ties, masked_argmax, masked_argmin, uniform_choice
-from agents.base import Agent, Batch, check_finite_number
+from agents.base import Agent, Batch, check_number
 
 __all__ = ["DeltaQuantile", "DeltaUCB", "MaxMinLCB", "RelativeUCB"]
 
@@ -63,7 +63,7 @@ class DeltaUCB(Agent):
     beta: float = 1.0
 
     def _validate(self) -> None:
-        self.beta = check_finite_number("beta", self.beta, low=0.0)
+        self.beta = check_number("beta", self.beta, low=0.0)
 
     def _select_pairs(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         upper, lower = _bounds(batch, self.beta)
@@ -120,8 +120,8 @@ class DeltaQuantile(Agent):
     quantile: float = 0.05
 
     def _validate(self) -> None:
-        self.beta = check_finite_number("beta", self.beta, low=0.0)
-        self.quantile = check_finite_number("quantile", self.quantile, low=0.0, high=1.0)
+        self.beta = check_number("beta", self.beta, low=0.0)
+        self.quantile = check_number("quantile", self.quantile, low=0.0, high=1.0)
 
     def _select_pairs(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         upper, lower = _bounds(batch, self.beta)
@@ -191,8 +191,8 @@ class MaxMinLCB(Agent):
     argmax_tol: float = 1e-4
 
     def _validate(self) -> None:
-        self.beta = check_finite_number("beta", self.beta, low=0.0)
-        self.argmax_tol = check_finite_number("argmax_tol", self.argmax_tol, low=0.0)
+        self.beta = check_number("beta", self.beta, low=0.0)
+        self.argmax_tol = check_number("argmax_tol", self.argmax_tol, low=0.0)
 
     def _select_pairs(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         upper, lower = _bounds(batch, self.beta)
@@ -245,8 +245,8 @@ class RelativeUCB(Agent):
     argmax_tol: float = 1e-4
 
     def _validate(self) -> None:
-        self.beta = check_finite_number("beta", self.beta, low=0.0)
-        self.argmax_tol = check_finite_number("argmax_tol", self.argmax_tol, low=0.0)
+        self.beta = check_number("beta", self.beta, low=0.0)
+        self.argmax_tol = check_number("argmax_tol", self.argmax_tol, low=0.0)
 
     def _select_pairs(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         upper, lower = _bounds(batch, self.beta)

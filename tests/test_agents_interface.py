@@ -91,7 +91,7 @@ BAD_HYPERPARAMETERS = [
     ("infogain", {"beta": "1"}, "got '1'"),
     ("dts", {"max_tries": 0}, "max_tries must be an integer >= 1, got 0"),
     ("drts", {"max_tries": 2.0}, "got 2.0"),
-    ("deltaquantile", {"quantile": 1.5}, r"quantile must be a finite number >= 0.0 and <= 1.0, got 1.5"),
+    ("deltaquantile", {"quantile": 1.5}, r"quantile must be a finite number in \[0.0, 1.0\], got 1.5"),
     ("deltaquantile", {"quantile": -0.1}, "got -0.1"),
     ("maxminlcb", {"argmax_tol": -1e-4}, "argmax_tol must be a finite number >= 0.0, got -0.0001"),
     ("rucb", {"argmax_tol": float("nan")}, "got nan"),

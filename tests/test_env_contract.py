@@ -13,6 +13,7 @@ from gymnasium.utils.env_checker import data_equivalence
 from helpers import SMALL_POOL, random_pairs, run_episode
 
 from activeuf_env import ActiveUFEnv, SyntheticPoolConfig
+from activeuf_env.envs.episode import Counts, Episode
 
 
 def test_budget_ends_the_episode_and_drops_extra_pairs(make_small_env) -> None:
@@ -104,7 +105,7 @@ def test_optional_observation_keys(make_small_env) -> None:
     obs, _ = env.reset(seed=0)
     assert obs["features"].shape == (16, 30, 16) and obs["judge_scores"].shape == (16, 30)
     assert obs in env.observation_space
-    rows = env.unwrapped._episode["order"][0]
+    rows = env.unwrapped.episode.order[0]
     np.testing.assert_array_equal(obs["judge_scores"], env.pool.judge_scores[rows])
     assert "judge_scores" not in make_small_env().reset(seed=0)[0]
 
@@ -162,10 +163,22 @@ def test_set_state_rejects_unknown_versions(make_small_env) -> None:
     env.reset(seed=0)
     state = env.get_state()
     state["version"] = 99
-    with pytest.raises(ValueError, match="version 2, got 99"):
+    with pytest.raises(ValueError, match="version 3, got 99"):
         env.set_state(state)
     with pytest.raises(FileNotFoundError, match=r"missing\.pkl"):
         env.load("missing.pkl")
+    state["version"] = 2  # the dict layout of the episode before it became a dataclass
+    with pytest.raises(ValueError, match=r"version 3, got 2 .*older activeuf-env"):
+        env.set_state(state)
+
+
+def test_episode_state_is_a_typed_dataclass(make_small_env) -> None:
+    env = make_small_env()
+    env.reset(seed=0)
+    ep = env.episode
+    assert isinstance(ep, Episode) and ep.round == 0 and ep.counts == Counts() and ep.last is None
+    env.step(random_pairs(env.episode.observation, np.random.default_rng(0)))
+    assert ep.round == 1 and ep.counts.labels == 16 and ep.last is not None and ep.last.round_labels == 16
 
 
 def test_instance_lists_pick_one_instance_per_reset() -> None:
@@ -188,11 +201,15 @@ def test_instances_must_share_shapes() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
-        ({"budget": -3}, "budget must be a positive integer or None, got -3"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+        ({"batch_size": True}, "batch_size must be an integer >= 1, got True"),
+        ({"budget": -3}, "budget must be an integer >= 1 or None, got -3"),
+        ({"budget": 2.0}, "budget must be an integer >= 1 or None, got 2.0"),
         ({"labeler": "oracle"}, "labeler must be 'judge' or 'first', got 'oracle'"),
-        ({"judge_calls_per_pair": 0}, "judge_calls_per_pair must be a positive integer or 'all', got 0"),
-        ({"render_mode": "human"}, "render_mode must be one of \\['ansi'\\] or None, got 'human'"),
+        ({"judge_calls_per_pair": 0}, "judge_calls_per_pair must be an integer >= 1 or 'all', got 0"),
+        ({"expose_judge_scores": 1}, "expose_judge_scores must be a bool, got 1"),
+        ({"reward_model": {}}, "reward_model must be a RewardModelConfig or None, got dict"),
+        ({"render_mode": "human"}, "render_mode must be 'ansi' or None, got 'human'"),
         ({"instances": []}, "instances must name at least one instance"),
     ],
 )
@@ -239,7 +256,10 @@ def test_reward_none_and_no_evaluation(make_small_env) -> None:
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"reward": "loss"}, "reward must be one of"), ({"eval_every": 0}, "eval_every must be a positive integer")],
+    [
+        ({"reward": "loss"}, "reward must be 'score', 'dpo', 'rm' or 'none', got 'loss'"),
+        ({"eval_every": 0}, "eval_every must be an integer >= 1 or None, got 0"),
+    ],
 )
 def test_bad_reward_arguments_are_named(make_small_env, kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):

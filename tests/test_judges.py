@@ -58,10 +58,10 @@ def test_tie_abstain_marks_close_pairs_and_composes() -> None:
     ("build", "message"),
     [
         (lambda: ScoreJudge(SCORES, tie_break="last"), "tie_break must be 'first' or 'random', got 'last'"),
-        (lambda: BradleyTerryJudge(SCORES, temperature=0.0), "temperature must be positive, got 0.0"),
-        (lambda: FlipNoise(ScoreJudge(SCORES), p=1.5), r"p must lie in \[0, 1\], got 1.5"),
-        (lambda: make_judge(SCORES, "oracle"), "judge must be one of .*got 'oracle'"),
-        (lambda: make_judge(SCORES, noise={"loud": 1.0}), "judge noise must be one of .*got 'loud'"),
+        (lambda: BradleyTerryJudge(SCORES, temperature=0.0), "temperature must be a finite number > 0.0, got 0.0"),
+        (lambda: FlipNoise(ScoreJudge(SCORES), p=1.5), r"p must be a finite number in \[0.0, 1.0\], got 1.5"),
+        (lambda: make_judge(SCORES, "oracle"), "judge must be .*got 'oracle'"),
+        (lambda: make_judge(SCORES, noise={"loud": 1.0}), "judge noise must be .*got 'loud'"),
     ],
 )
 def test_bad_judge_arguments_name_the_value(build, message: str) -> None:

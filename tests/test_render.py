@@ -35,7 +35,7 @@ def texts_pool(tmp_path: Path) -> Any:
 
 
 def shown_prompt(env: ActiveUFEnv) -> int:
-    return int(env._episode["order"][0][0])
+    return int(env.episode.order[0][0])
 
 
 def test_real_pool_renders_prompt_and_response_snippets(tmp_path: Path) -> None:
@@ -87,7 +87,7 @@ def test_alpaca_eval_renders_real_texts() -> None:
     env.step(random_pairs(obs, np.random.default_rng(0)))
     text = env.render()
     inner = env.unwrapped
-    prompt = int(inner._episode["last"]["prompts"][0])
+    prompt = int(inner.episode.last.prompts[0])
     flat = " ".join(inner.pool.texts.prompts[prompt].split())
     assert f"  > {flat[:40]}" in text
     rows = [line for line in text.splitlines() if line[:4].strip().isdigit()]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -164,3 +167,31 @@ def test_the_ensemble_grows_confident_where_it_trained(split_pool, seed: int) ->
 
     assert seen_after / unseen_after < 0.92 * seen_before / unseen_before
     assert seen_after / spread_after < 0.25 * seen_before / spread_before
+
+
+RM_BAD_VALUES = {
+    "n_heads": 1,
+    "hidden_dim": 0,
+    "init_gain": 0.0,
+    "beta": -1.0,
+    "lr": float("nan"),
+    "weight_decay": "0.01",
+    "train_batch": 64.0,
+    "max_steps": True,
+    "grad_clip": -1.0,
+    "anchor_weight": float("inf"),
+    "anchor_decay": 1.5,
+    "anchor_decay_steps": 0,
+    "center_weight": None,
+    "replay_factor": 0,
+}
+
+
+def test_every_reward_model_field_has_a_bad_value_case() -> None:
+    assert set(RM_BAD_VALUES) == {f.name for f in dataclasses.fields(RewardModelConfig)}
+
+
+@pytest.mark.parametrize(("name", "value"), RM_BAD_VALUES.items())
+def test_reward_model_config_names_the_field_and_value(name: str, value: object) -> None:
+    with pytest.raises(ValueError, match=rf"^{name} must .*got {re.escape(repr(value))}"):
+        RewardModelConfig(**{name: value})

@@ -79,13 +79,16 @@ def test_features_predict_quality_but_also_encode_identity(pool) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"n_prompts": 1}, "n_prompts must be at least 2, got 1"),
-        ({"feature_dim": 0}, "feature_dim must be at least 1, got 0"),
+        ({"n_prompts": 1}, "n_prompts must be an integer >= 2, got 1"),
+        ({"n_prompts": True}, "n_prompts must be an integer >= 2, got True"),
+        ({"feature_dim": 0}, "feature_dim must be an integer >= 1, got 0"),
+        ({"seed": -1}, "seed must be an integer >= 0, got -1"),
         ({"skill_low": 3.0, "skill_high": 1.0}, "skill_low must be below skill_high"),
-        ({"judge_noise": -0.1}, "judge_noise must be non-negative, got -0.1"),
-        ({"judge_sharpness": 0.0}, "judge_sharpness must be positive, got 0.0"),
-        ({"quality_weight": float("nan")}, "quality_weight must be a finite number, got nan"),
-        ({"family_size": 9}, "family_size must be at most 7, got 9"),
+        ({"skill_low": "low"}, "skill_low must be a finite number, got 'low'"),
+        ({"judge_noise": -0.1}, "judge_noise must be a finite number >= 0.0, got -0.1"),
+        ({"judge_sharpness": 0.0}, "judge_sharpness must be a finite number > 0.0, got 0.0"),
+        ({"quality_weight": float("nan")}, "quality_weight must be a finite number >= 0.0, got nan"),
+        ({"family_size": 9}, r"family_size must be an integer in \[1, 7\], got 9"),
         ({"n_families": 1, "family_size": 1}, "n_families \\* family_size must be at least 2"),
     ],
 )

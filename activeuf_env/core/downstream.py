@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from activeuf_env._validation import check_bool, check_int, check_number
 from activeuf_env.core.pool import ResponsePool
 
 __all__ = ["CATEGORIES", "N_REJECTED", "DownstreamConfig", "DownstreamEvaluator", "DownstreamScores"]
@@ -128,7 +129,7 @@ class DownstreamConfig:
         >>> DownstreamConfig(rm_lr=-1.0)
         Traceback (most recent call last):
         ...
-        ValueError: rm_lr must be a finite number > 0, got -1.0
+        ValueError: rm_lr must be a finite number > 0.0, got -1.0
     """
 
     rm_epochs: int = 2
@@ -148,32 +149,19 @@ class DownstreamConfig:
 
     def __post_init__(self) -> None:
         for name in ("rm_epochs", "rm_batch_size", "dpo_epochs", "dpo_batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            check_int(name, getattr(self, name), low=1)
         for name in ("rm_lr", "dpo_lr", "dpo_beta", "ref_width"):
-            _check_real(name, getattr(self, name), low_open=True)
-        _check_real("ref_center", self.ref_center, high=1.0)
-        _check_real("rm_temperature", self.rm_temperature)
-        if self.dpo_support_width is not None:
-            _check_real("dpo_support_width", self.dpo_support_width, low_open=True)
+            check_number(name, getattr(self, name), low=0.0, low_open=True)
+        check_number("ref_center", self.ref_center, low=0.0, high=1.0)
+        check_number("rm_temperature", self.rm_temperature, low=0.0)
+        check_number("dpo_support_width", self.dpo_support_width, low=0.0, low_open=True, optional=True)
         for name in ("focus_top_fraction", "focus_bottom_fraction"):
-            _check_real(name, getattr(self, name), low_open=True, high=1.0)
-        if not isinstance(self.normalize_features, (bool, np.bool_)):
-            raise ValueError(f"normalize_features must be a bool, got {self.normalize_features!r}")
+            check_number(name, getattr(self, name), low=0.0, high=1.0, low_open=True)
+        check_bool("normalize_features", self.normalize_features)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a plain dict (for logging)."""
         return asdict(self)
-
-
-def _check_real(name: str, value: Any, *, low_open: bool = False, high: float | None = None) -> None:
-    """Raise ``ValueError`` unless ``value`` is a finite real ``>= 0`` (``> 0`` if ``low_open``), ``<= high``."""
-    bound = f"{'>' if low_open else '>='} 0" + ("" if high is None else f" and <= {high}")
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    ok = ok and bool(np.isfinite(value)) and (value > 0 if low_open else value >= 0)
-    if not ok or (high is not None and value > high):
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from activeuf_env._validation import check_choice, check_number
+
 __all__ = [
     "BradleyTerryJudge",
     "FlipNoise",
@@ -38,11 +40,6 @@ class Judge(Protocol):
         ...
 
 
-def _check_probability(name: str, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
-
-
 def _no_abstention(prompt_idx: np.ndarray) -> np.ndarray:
     return np.zeros(np.shape(prompt_idx), dtype=bool)
 
@@ -65,8 +62,7 @@ class ScoreJudge:
     tie_break: Literal["first", "random"] = "first"
 
     def __post_init__(self) -> None:
-        if self.tie_break not in ("first", "random"):
-            raise ValueError(f"tie_break must be 'first' or 'random', got {self.tie_break!r}")
+        check_choice("tie_break", self.tie_break, ("first", "random"))
 
     def label(self, prompt_idx: np.ndarray, i: np.ndarray, j: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Chosen = higher judge score; ties by ``tie_break``."""
@@ -99,8 +95,7 @@ class BradleyTerryJudge:
     temperature: float = 1.0
 
     def __post_init__(self) -> None:
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature!r}")
+        check_number("temperature", self.temperature, low=0.0, low_open=True)
 
     def label(self, prompt_idx: np.ndarray, i: np.ndarray, j: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Sample the Bradley-Terry preference for each pair."""
@@ -139,7 +134,7 @@ class FlipNoise(_JudgeWrapper):
     p: float = 0.1
 
     def __post_init__(self) -> None:
-        _check_probability("p", self.p)
+        check_number("p", self.p, low=0.0, high=1.0)
 
     def label(self, prompt_idx: np.ndarray, i: np.ndarray, j: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The wrapped verdict, flipped with probability ``p``."""
@@ -160,7 +155,7 @@ class PositionBias(_JudgeWrapper):
     p_first: float = 0.1
 
     def __post_init__(self) -> None:
-        _check_probability("p_first", self.p_first)
+        check_number("p_first", self.p_first, low=0.0, high=1.0)
 
     def label(self, prompt_idx: np.ndarray, i: np.ndarray, j: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The wrapped verdict, overridden by the first position with probability ``p_first``."""
@@ -181,8 +176,7 @@ class TieAbstain(_JudgeWrapper):
     margin: float = 0.1
 
     def __post_init__(self) -> None:
-        if not self.margin >= 0:
-            raise ValueError(f"margin must be non-negative, got {self.margin!r}")
+        check_number("margin", self.margin, low=0.0)
 
     def label(self, prompt_idx: np.ndarray, i: np.ndarray, j: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The wrapped verdict (abstentions are reported by :meth:`abstains`)."""
@@ -217,11 +211,9 @@ def make_judge(
         >>> make_judge(np.zeros((1, 2)), "score", noise={"flip": 0.2}).p
         0.2
     """
-    if kind not in _JUDGES:
-        raise ValueError(f"judge must be one of {sorted(_JUDGES)}, got {kind!r}")
+    check_choice("judge", kind, sorted(_JUDGES))
     judge: Judge = _JUDGES[kind](scores, **kwargs)
     for name, value in (noise or {}).items():
-        if name not in _NOISE:
-            raise ValueError(f"judge noise must be one of {sorted(_NOISE)}, got {name!r}")
+        check_choice("judge noise", name, sorted(_NOISE))
         judge = _NOISE[name](judge, value)
     return judge

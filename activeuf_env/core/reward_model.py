@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from activeuf_env._validation import check_int, check_number
+
 __all__ = ["EnsembleRewardModel", "ReplayBuffer", "RewardModelConfig", "anchor_weight_at"]
 
 _PREDICT_CHUNK = 16384
@@ -65,21 +67,17 @@ class RewardModelConfig:
     replay_factor: int = 100
 
     def __post_init__(self) -> None:
-        if self.n_heads < 2:
-            raise ValueError(f"n_heads must be at least 2 (the std over heads needs two), got {self.n_heads}")
+        if isinstance(self.n_heads, int) and not isinstance(self.n_heads, bool) and self.n_heads == 1:
+            raise ValueError("n_heads must be at least 2 (the std over heads needs two), got 1")
+        check_int("n_heads", self.n_heads, low=2)
         for name in ("hidden_dim", "train_batch", "max_steps", "replay_factor"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+            check_int(name, getattr(self, name), low=1)
         for name in ("init_gain", "lr", "grad_clip"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+            check_number(name, getattr(self, name), low=0.0, low_open=True)
         for name in ("beta", "weight_decay", "anchor_weight", "center_weight"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
-        if not 0 < self.anchor_decay <= 1:
-            raise ValueError(f"anchor_decay must lie in (0, 1], got {self.anchor_decay}")
-        if self.anchor_decay_steps is not None and not self.anchor_decay_steps > 0:
-            raise ValueError(f"anchor_decay_steps must be positive or None, got {self.anchor_decay_steps}")
+            check_number(name, getattr(self, name), low=0.0)
+        check_number("anchor_decay", self.anchor_decay, low=0.0, high=1.0, low_open=True)
+        check_number("anchor_decay_steps", self.anchor_decay_steps, low=0.0, low_open=True, optional=True)
 
 
 def anchor_weight_at(lambda0: float, decay: float, decay_steps: float, n_done: int, n_total: int) -> float:

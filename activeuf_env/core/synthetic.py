@@ -11,10 +11,11 @@ The model reproduces the mechanisms ActiveUltraFeedback's results depend on (SPE
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from activeuf_env._validation import check_int, check_number
 from activeuf_env.core.pool import ResponsePool
 
 __all__ = ["SIZE_NAMES", "SyntheticPoolConfig", "make_synthetic_pool"]
@@ -72,7 +73,7 @@ class SyntheticPoolConfig:
         >>> SyntheticPoolConfig(n_prompts=1)
         Traceback (most recent call last):
         ...
-        ValueError: n_prompts must be at least 2, got 1
+        ValueError: n_prompts must be an integer >= 2, got 1
     """
 
     seed: int = 0
@@ -102,27 +103,15 @@ class SyntheticPoolConfig:
     nuisance_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        minimums = {
-            "n_prompts": 2,
-            "n_families": 1,
-            "family_size": 1,
-            "feature_dim": 1,
-            "topic_dim": 1,
-            "style_dim": 1,
-            "nuisance_dim": 0,
-        }
-        for name, low in minimums.items():
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be at least {low}, got {value!r}")
+        check_int("seed", self.seed, low=0)
+        minimums = {"n_prompts": 2, "n_families": 1, "family_size": 1, "feature_dim": 1, "topic_dim": 1, "style_dim": 1}
+        for name, low in {**minimums, "nuisance_dim": 0}.items():
+            check_int(name, getattr(self, name), low=low)
+        check_int("family_size", self.family_size, low=1, high=len(SIZE_NAMES))
         if self.n_models < 2:
             raise ValueError(f"n_families * family_size must be at least 2, got {self.n_models}")
-        if self.family_size > len(SIZE_NAMES):
-            raise ValueError(f"family_size must be at most {len(SIZE_NAMES)}, got {self.family_size}")
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type == "float" and not (isinstance(value, (int, float)) and np.isfinite(value)):
-                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+        for name in ("skill_low", "skill_high", "judge_length_bias"):
+            check_number(name, getattr(self, name))
         if not self.skill_low < self.skill_high:
             raise ValueError(f"skill_low must be below skill_high, got {self.skill_low} >= {self.skill_high}")
         for name in (
@@ -140,10 +129,8 @@ class SyntheticPoolConfig:
             "verbosity_weight",
             "nuisance_weight",
         ):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
-        if self.judge_sharpness <= 0:
-            raise ValueError(f"judge_sharpness must be positive, got {self.judge_sharpness}")
+            check_number(name, getattr(self, name), low=0.0)
+        check_number("judge_sharpness", self.judge_sharpness, low=0.0, low_open=True)
 
     @property
     def n_models(self) -> int:

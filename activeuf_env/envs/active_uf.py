@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, SupportsFloat
@@ -13,46 +13,30 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from activeuf_env._io import atomic_write_bytes
+from activeuf_env._validation import check_bool, check_choice, check_int
 from activeuf_env.core.downstream import DownstreamConfig, DownstreamEvaluator, DownstreamScores
 from activeuf_env.core.judges import Judge, make_judge
 from activeuf_env.core.pool import ResponsePool
 from activeuf_env.core.reward_model import EnsembleRewardModel, ReplayBuffer, RewardModelConfig, anchor_weight_at
-from activeuf_env.core.synthetic import SyntheticPoolConfig, make_synthetic_pool
 from activeuf_env.data.export import ExportFormat, export_pairs
-from activeuf_env.data.readers import DatasetPool, locate_alpaca_eval
 from activeuf_env.envs.actions import validate_pairs
+from activeuf_env.envs.episode import STATE_VERSION, Episode, RoundRecord
+from activeuf_env.envs.instances import InstanceSpec, as_instance_list, instance_shapes, load_instance_pool
 from activeuf_env.envs.render import render_prompt_table
 
 if TYPE_CHECKING:
     import datasets
 
-__all__ = [
-    "ALPACA_EVAL_BATCH_SIZE",
-    "ALPACA_EVAL_EVAL_SIZE",
-    "OBS_BOUND",
-    "REWARD_METRICS",
-    "ActiveUFEnv",
-    "InstanceSpec",
-    "make_alpaca_eval_env",
-    "make_replay_env",
-]
+__all__ = ["OBS_BOUND", "REWARD_METRICS", "ActiveUFEnv"]
 
 OBS_BOUND = 1e4
 """Finite bound of the float observation boxes; reward-model outputs are clipped to it (never reached in practice)."""
 
-InstanceSpec = ResponsePool | SyntheticPoolConfig | Callable[[], ResponsePool]
-"""An instance's pool: a pool, a synthetic config (drawn lazily), or a picklable zero-argument pool factory."""
-
 REWARD_METRICS: dict[str, str | None] = {"score": "score", "dpo": "dpo_score", "rm": "rm_score", "none": None}
 """The ``reward=`` choices and the downstream score each one rewards the change of."""
 
-ALPACA_EVAL_BATCH_SIZE = 64
-"""Prompts per round of ``ActiveUF/AlpacaEval-v0`` (AUF's batch size)."""
-ALPACA_EVAL_EVAL_SIZE = 165
-"""Held-out prompts of ``ActiveUF/AlpacaEval-v0``: 805 - 165 = 640 train prompts, exactly 10 rounds of 64."""
-
 _SCORE_KEYS = ("rm_score", "dpo_score", "score", "rm_focus", "rm_precise", "rm_same_skill")
-_STATE_VERSION = 2
 
 
 @dataclass
@@ -202,51 +186,35 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         device: str = "cpu",
         render_mode: str | None = None,
     ) -> None:
-        specs = _as_instance_list(instances)
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if budget is not None and (not isinstance(budget, (int, np.integer)) or budget < 1):
-            raise ValueError(f"budget must be a positive integer or None, got {budget!r}")
-        if labeler not in ("judge", "first"):
-            raise ValueError(f"labeler must be 'judge' or 'first', got {labeler!r}")
-        if judge_calls_per_pair != "all" and (
-            not isinstance(judge_calls_per_pair, (int, np.integer)) or judge_calls_per_pair < 1
-        ):
-            raise ValueError(f"judge_calls_per_pair must be a positive integer or 'all', got {judge_calls_per_pair!r}")
-        if reward not in REWARD_METRICS:
-            raise ValueError(f"reward must be one of {sorted(REWARD_METRICS)}, got {reward!r}")
-        if eval_every is not None and (
-            isinstance(eval_every, bool) or not isinstance(eval_every, (int, np.integer)) or eval_every < 1
-        ):
-            raise ValueError(f"eval_every must be a positive integer or None, got {eval_every!r}")
+        specs = as_instance_list(instances)
         if downstream is not None and not isinstance(downstream, DownstreamConfig):
             raise ValueError(f"downstream must be a DownstreamConfig or None, got {type(downstream).__name__}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        if reward_model is not None and not isinstance(reward_model, RewardModelConfig):
+            raise ValueError(f"reward_model must be a RewardModelConfig or None, got {type(reward_model).__name__}")
 
         self.instance_specs = specs
-        self.batch_size = int(batch_size)
-        self.budget = None if budget is None else int(budget)
+        self.batch_size = check_int("batch_size", batch_size, low=1)
+        self.budget = check_int("budget", budget, low=1, optional=True)
         self.eval_size = eval_size
-        self.split_seed = int(split_seed)
+        self.split_seed = check_int("split_seed", split_seed, low=0)
         self.judge_name, self.judge_kwargs, self.judge_noise = judge, dict(judge_kwargs or {}), judge_noise
-        self.labeler = labeler
-        self.judge_calls_per_pair = judge_calls_per_pair
-        self.expose_judge_scores = bool(expose_judge_scores)
-        self.observe_features = bool(observe_features)
+        self.labeler = check_choice("labeler", labeler, ("judge", "first"))
+        self.judge_calls_per_pair = _check_judge_calls(judge_calls_per_pair)
+        self.expose_judge_scores = check_bool("expose_judge_scores", expose_judge_scores)
+        self.observe_features = check_bool("observe_features", observe_features)
         self.reward_model_config = reward_model or RewardModelConfig()
-        self.reward = reward
-        self.eval_every = None if eval_every is None else int(eval_every)
+        self.reward = check_choice("reward", reward, tuple(REWARD_METRICS))
+        self.eval_every = check_int("eval_every", eval_every, low=1, optional=True)
         self.downstream_config = downstream or DownstreamConfig()
         self.device = device
-        self.render_mode = render_mode
+        self.render_mode = check_choice("render_mode", render_mode, (*self.metadata["render_modes"], None))
         self._cache: dict[int, _Instance] = {}
 
-        n_responses, feature_dim, n_models = _instance_shapes(specs, self._load_pool)
+        n_responses, feature_dim, n_models = instance_shapes(specs)
         self.n_responses, self.feature_dim, self.n_models = n_responses, feature_dim, n_models
         self.action_space = spaces.MultiDiscrete(np.full(2 * self.batch_size, n_responses, dtype=np.int64))
         self.observation_space = self._make_observation_space()
-        self._episode: dict[str, Any] | None = None
+        self._episode: Episode | None = None
 
     # ------------------------------------------------------------------ spaces and instances
 
@@ -271,17 +239,9 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             entries["judge_scores"] = box((b, k))
         return spaces.Dict(entries)
 
-    def _load_pool(self, index: int) -> ResponsePool:
-        spec = self.instance_specs[index]
-        if isinstance(spec, ResponsePool):
-            return spec
-        if isinstance(spec, SyntheticPoolConfig):
-            return _synthetic_pool(spec)
-        return spec()
-
     def _instance(self, index: int) -> _Instance:
         if index not in self._cache:
-            pool = self._load_pool(index)
+            pool = load_instance_pool(self.instance_specs[index])
             train, held_out = pool.split(self.eval_size, np.random.default_rng([self.split_seed, index]))
             judge = make_judge(train.judge_scores, self.judge_name, self.judge_noise, **self.judge_kwargs)
             seed = int(np.random.SeedSequence([self.split_seed, index]).generate_state(1)[0])
@@ -292,12 +252,21 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     @property
     def pool(self) -> ResponsePool:
         """The train pool of the current episode's instance."""
-        return self._instance(self._require_episode()["instance_id"]).train
+        return self._instance(self._require_episode().instance_id).train
 
     @property
     def eval_pool(self) -> ResponsePool:
         """The held-out eval pool of the current episode's instance."""
-        return self._instance(self._require_episode()["instance_id"]).eval
+        return self._instance(self._require_episode().instance_id).eval
+
+    @property
+    def episode(self) -> Episode:
+        """The current episode's state (prompt order, round, counters, collected pairs, ensemble); read, don't edit.
+
+        Raises:
+            gymnasium.error.ResetNeeded: before the first ``reset``.
+        """
+        return self._require_episode()
 
     def settings(self) -> dict[str, Any]:
         """Every constructor argument with the value the env uses (defaults included), e.g. for run configs."""
@@ -323,9 +292,9 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def reference_score(self) -> float:
         """``S*`` of the current instance: the downstream score of oracle pairs for every train prompt (cached)."""
-        return self._instance(self._require_episode()["instance_id"]).evaluator.reference_score()
+        return self._instance(self._require_episode().instance_id).evaluator.reference_score()
 
-    def _require_episode(self) -> dict[str, Any]:
+    def _require_episode(self) -> Episode:
         if self._episode is None:
             raise gym.error.ResetNeeded("call reset() before using the environment")
         return self._episode
@@ -352,23 +321,17 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         model = EnsembleRewardModel(
             train.feature_dim, config=cfg, seed=int(rng.integers(2**63 - 1)), device=self.device
         )
-        self._episode = {
-            "instance_id": instance_id,
-            "order": order.reshape(n_rounds, self.batch_size),
-            "n_rounds": n_rounds,
-            "round": 0,
-            "budget": self.budget if self.budget is not None else train.n_prompts,
-            "counts": {"labels": 0, "judge_calls": 0, "skipped": 0, "abstained": 0},
-            "collected": [],
-            "model": model,
-            "buffer": ReplayBuffer(self.batch_size * cfg.replay_factor, train.feature_dim),
-            "last": None,
-            "scores": None,
-        }
+        self._episode = Episode(
+            instance_id=instance_id,
+            order=order.reshape(n_rounds, self.batch_size),
+            budget=self.budget if self.budget is not None else train.n_prompts,
+            model=model,
+            buffer=ReplayBuffer(self.batch_size * cfg.replay_factor, train.feature_dim),
+        )
         self._evaluate(self._episode)
         observation = self._observe()
-        self._episode["observation"] = observation
-        return _copy_obs(observation), self._info(round_stats=None)
+        self._episode.observation = observation
+        return _copy_obs(observation), self._info(None)
 
     def _pick_instance(self, options: dict[str, Any] | None, rng: np.random.Generator) -> int:
         n = len(self.instance_specs)
@@ -384,31 +347,28 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
         """Label the chosen pairs, store them, retrain the ensemble and observe the next batch."""
         ep = self._require_episode()
-        if ep["round"] >= ep["n_rounds"] or ep["counts"]["labels"] >= ep["budget"]:
+        if ep.done:
             raise gym.error.ResetNeeded("the episode has terminated; call reset() before step()")
-        inst = self._instance(ep["instance_id"])
-        prompts = ep["order"][ep["round"]]
+        inst = self._instance(ep.instance_id)
+        prompts = ep.order[ep.round]
         pairs = validate_pairs(action, self.batch_size, self.n_responses, prompts, inst.train)
 
-        round_stats = self._label_and_store(ep, inst, prompts, pairs)
+        record = self._label_and_store(ep, inst, prompts, pairs)
         self._train_model(ep)
-        ep["round"] += 1
-        terminated = ep["round"] >= ep["n_rounds"] or ep["counts"]["labels"] >= ep["budget"]
+        ep.round += 1
+        terminated = ep.done
         reward = 0.0
-        if self.eval_every is not None and (terminated or ep["round"] % self.eval_every == 0):
+        if self.eval_every is not None and (terminated or ep.round % self.eval_every == 0):
             reward = self._evaluate(ep)
-        observation = self._observe(terminal=terminated)
-        ep["last"] = {"observation": ep["observation"], "prompts": prompts, "pairs": pairs, **round_stats}
-        ep["observation"] = observation
-        return _copy_obs(observation), reward, terminated, False, self._info(round_stats)
+        ep.observation = self._observe(terminal=terminated)
+        ep.last = record
+        return _copy_obs(ep.observation), reward, terminated, False, self._info(record)
 
-    def _label_and_store(
-        self, ep: dict[str, Any], inst: _Instance, prompts: np.ndarray, pairs: np.ndarray
-    ) -> dict[str, Any]:
-        counts, train = ep["counts"], inst.train
+    def _label_and_store(self, ep: Episode, inst: _Instance, prompts: np.ndarray, pairs: np.ndarray) -> RoundRecord:
+        counts, train = ep.counts, inst.train
         wanted = np.flatnonzero((prompts >= 0) & (pairs[:, 0] != pairs[:, 1]))
         n_offered = int((prompts >= 0).sum())
-        sent = wanted[: max(ep["budget"] - counts["labels"], 0)]
+        sent = wanted[: max(ep.budget - counts.labels, 0)]
         p, i, j = prompts[sent], pairs[sent, 0], pairs[sent, 1]
         if self.labeler == "first":
             chosen_is_i, abstained, calls = np.ones(len(sent), dtype=bool), np.zeros(len(sent), dtype=bool), 0
@@ -419,63 +379,66 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             calls = int(np.sum(np.broadcast_to(per_pair, (len(sent),))))
         keep = ~abstained
         p, chosen, rejected = p[keep], np.where(chosen_is_i, i, j)[keep], np.where(chosen_is_i, j, i)[keep]
-        ep["collected"].append(np.stack([p, chosen, rejected, np.full_like(p, ep["round"])], axis=1))
-        ep["buffer"].add(
+        ep.collected.append(np.stack([p, chosen, rejected, np.full_like(p, ep.round)], axis=1))
+        ep.buffer.add(
             np.asarray(train.features[p, chosen], dtype=np.float32),
             np.asarray(train.features[p, rejected], dtype=np.float32),
         )
-        counts["labels"] += len(sent)
-        counts["judge_calls"] += calls
-        counts["skipped"] += n_offered - len(sent)
-        counts["abstained"] += int(abstained.sum())
+        counts.labels += len(sent)
+        counts.judge_calls += calls
+        counts.skipped += n_offered - len(sent)
+        counts.abstained += int(abstained.sum())
         u_chosen, u_rejected = train.true_quality[p, chosen], train.true_quality[p, rejected]
         n = len(p)
-        return {
-            "round_labels": n,
-            "pair_gap": float(np.mean(np.abs(u_chosen - u_rejected))) if n else 0.0,
-            "label_accuracy": float(np.mean(u_chosen >= u_rejected)) if n else 0.0,
-            "verdict": chosen_is_i,
-            "sent": sent,
-            "keep": keep,
-        }
+        assert ep.observation is not None
+        return RoundRecord(
+            observation=ep.observation,
+            prompts=prompts,
+            pairs=pairs,
+            round_labels=n,
+            pair_gap=float(np.mean(np.abs(u_chosen - u_rejected))) if n else 0.0,
+            label_accuracy=float(np.mean(u_chosen >= u_rejected)) if n else 0.0,
+            verdict=chosen_is_i,
+            sent=sent,
+            keep=keep,
+        )
 
-    def _evaluate(self, ep: dict[str, Any]) -> float:
+    def _evaluate(self, ep: Episode) -> float:
         """Score the pairs collected so far downstream; return the change of the rewarded metric (0.0 at reset)."""
         if self.eval_every is None:
             return 0.0
-        evaluator = self._instance(ep["instance_id"]).evaluator
-        scores: DownstreamScores = evaluator.evaluate(self.collected_pairs())
+        evaluator = self._instance(ep.instance_id).evaluator
+        scores: DownstreamScores = evaluator.evaluate(ep.collected_pairs())
         values = {key: float(getattr(scores, key)) for key in _SCORE_KEYS}
         values["regret"] = float(evaluator.reference_score() - scores.score)
-        previous, ep["scores"] = ep["scores"], values
+        previous, ep.scores = ep.scores, values
         metric = REWARD_METRICS[self.reward]
         if previous is None or metric is None:
             return 0.0
         return values[metric] - previous[metric]
 
-    def _train_model(self, ep: dict[str, Any]) -> None:
-        cfg, model = self.reward_model_config, ep["model"]
-        decay_steps = cfg.anchor_decay_steps if cfg.anchor_decay_steps is not None else ep["n_rounds"]
-        model.anchor_weight = anchor_weight_at(
-            cfg.anchor_weight, cfg.anchor_decay, decay_steps, ep["round"], ep["n_rounds"]
+    def _train_model(self, ep: Episode) -> None:
+        cfg = self.reward_model_config
+        decay_steps = cfg.anchor_decay_steps if cfg.anchor_decay_steps is not None else ep.n_rounds
+        ep.model.anchor_weight = anchor_weight_at(
+            cfg.anchor_weight, cfg.anchor_decay, decay_steps, ep.round, ep.n_rounds
         )
-        ep["loss"] = model.fit_round(ep["buffer"], self.np_random)
+        ep.loss = ep.model.fit_round(ep.buffer, self.np_random)
 
     # ------------------------------------------------------------------ observation and info
 
     def _observe(self, terminal: bool = False) -> dict[str, np.ndarray]:
-        ep = self._episode
-        assert ep is not None
-        train = self._instance(ep["instance_id"]).train
+        ep = self._require_episode()
+        train = self._instance(ep.instance_id).train
         b, k = self.batch_size, self.n_responses
-        prompts = np.full(b, -1, dtype=np.int64) if terminal else ep["order"][ep["round"]]
+        prompts = np.full(b, -1, dtype=np.int64) if terminal else ep.order[ep.round]
         live = prompts >= 0
         rows = np.where(live, prompts, 0)
         valid = train.valid[rows] & live[:, None]
         obs: dict[str, np.ndarray] = {}
         if live.any():
             features = np.asarray(train.features[rows], dtype=np.float32)
-            mean, lower, upper = ep["model"].predict(features)
+            mean, lower, upper = ep.model.predict(features)
         else:
             features = np.zeros((b, k, self.feature_dim), dtype=np.float32)
             mean = lower = upper = np.zeros((b, k), dtype=np.float32)
@@ -484,7 +447,7 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         obs["valid"] = valid.astype(np.int8)
         obs["model_ids"] = np.where(valid, train.model_ids[rows], 0).astype(np.int64)
         obs["prompt_valid"] = live.astype(np.int8)
-        left = 1.0 - ep["counts"]["labels"] / ep["budget"]
+        left = 1.0 - ep.counts.labels / ep.budget
         obs["budget_remaining"] = np.array([min(max(left, 0.0), 1.0)], dtype=np.float32)
         if self.observe_features:
             obs["features"] = np.where(valid[..., None], np.clip(features, -OBS_BOUND, OBS_BOUND), 0.0).astype(
@@ -494,18 +457,16 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             obs["judge_scores"] = np.where(valid, train.judge_scores[rows], 0.0).astype(np.float32)
         return obs
 
-    def _info(self, round_stats: dict[str, Any] | None) -> dict[str, Any]:
+    def _info(self, record: RoundRecord | None) -> dict[str, Any]:
         ep = self._require_episode()
-        info: dict[str, Any] = {key: int(value) for key, value in ep["counts"].items()}
-        info["round"] = int(ep["round"])
-        info["instance_id"] = int(ep["instance_id"])
-        if round_stats is not None:
-            info["round_labels"] = int(round_stats["round_labels"])
-            info["pair_gap"] = float(round_stats["pair_gap"])
-            info["label_accuracy"] = float(round_stats["label_accuracy"])
-            info["enn_loss"] = float(ep["loss"])
-        if ep["scores"] is not None:
-            info.update(ep["scores"])
+        info: dict[str, Any] = {key: int(value) for key, value in dataclasses.asdict(ep.counts).items()}
+        info["round"] = int(ep.round)
+        info["instance_id"] = int(ep.instance_id)
+        if record is not None:
+            info.update(record.stats())
+            info["enn_loss"] = float(ep.loss)
+        if ep.scores is not None:
+            info.update(ep.scores)
         return info
 
     # ------------------------------------------------------------------ render, close, state
@@ -516,8 +477,7 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' to the constructor")
             return None
         ep = self._require_episode()
-        inst = self._instance(ep["instance_id"])
-        return render_prompt_table(inst.train, ep, self.batch_size)
+        return render_prompt_table(self._instance(ep.instance_id).train, ep, self.batch_size)
 
     def close(self) -> None:
         """Release the episode and cached pools; safe to call more than once."""
@@ -526,10 +486,7 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def collected_pairs(self) -> np.ndarray:
         """The pairs collected so far, int64 ``[n, 4]``: (train prompt index, chosen, rejected, round)."""
-        ep = self._require_episode()
-        if not ep["collected"]:
-            return np.zeros((0, 4), dtype=np.int64)
-        return np.concatenate(ep["collected"]).astype(np.int64)
+        return self._require_episode().collected_pairs()
 
     def collected_dataset(
         self, format: ExportFormat = "dataset", path: str | Path | None = None
@@ -556,38 +513,33 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def get_state(self) -> dict[str, Any]:
         """Everything needed to resume this episode bit-identically with :meth:`set_state` (a picklable dict)."""
-        ep = self._require_episode()
-        state = {k: v for k, v in ep.items() if k not in ("model", "buffer")}
-        state["model"] = ep["model"].state_dict()
-        state["buffer"] = ep["buffer"].state_dict()
+        state = self._require_episode().state_dict()
         state["rng"] = self.np_random.bit_generator.state
-        state["version"] = _STATE_VERSION
+        state["version"] = STATE_VERSION
         return pickle.loads(pickle.dumps(state))  # a deep copy: later steps must not change a saved state
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Resume an episode saved by :meth:`get_state` on an env built with the same arguments."""
-        if state.get("version") != _STATE_VERSION:
-            raise ValueError(f"expected an env state of version {_STATE_VERSION}, got {state.get('version')!r}")
+        version = state.get("version") if isinstance(state, dict) else None
+        if version != STATE_VERSION:
+            raise ValueError(
+                f"expected an env state of version {STATE_VERSION}, got {version!r} (states saved by an older "
+                "activeuf-env cannot be resumed: rerun the episode)"
+            )
         state = pickle.loads(pickle.dumps(state))
-        train = self._instance(state["instance_id"]).train
-        model = EnsembleRewardModel(train.feature_dim, config=self.reward_model_config, seed=0, device=self.device)
-        model.load_state_dict(state.pop("model"))
-        buffer = ReplayBuffer(self.batch_size * self.reward_model_config.replay_factor, train.feature_dim)
-        buffer.load_state_dict(state.pop("buffer"))
         rng_state = state.pop("rng")
         state.pop("version")
+        train = self._instance(state["instance_id"]).train
+        model = EnsembleRewardModel(train.feature_dim, config=self.reward_model_config, seed=0, device=self.device)
+        buffer = ReplayBuffer(self.batch_size * self.reward_model_config.replay_factor, train.feature_dim)
+        episode = Episode.from_state_dict(state, model, buffer)
         self._np_random = np.random.Generator(np.random.PCG64())
         self._np_random.bit_generator.state = rng_state
-        self._episode = {**state, "model": model, "buffer": buffer}
+        self._episode = episode
 
     def save(self, path: str | Path) -> Path:
         """Write :meth:`get_state` to ``path`` (pickle); returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(pickle.dumps(self.get_state(), protocol=pickle.HIGHEST_PROTOCOL))
-        tmp.replace(path)
-        return path
+        return atomic_write_bytes(path, pickle.dumps(self.get_state(), protocol=pickle.HIGHEST_PROTOCOL))
 
     def load(self, path: str | Path) -> None:
         """Resume the episode saved at ``path`` by :meth:`save`."""
@@ -602,136 +554,13 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return state
 
 
-def make_replay_env(
-    data_path: str | Path | None = None,
-    features_path: str | Path | None = None,
-    *,
-    reader_kwargs: dict[str, Any] | None = None,
-    **env_kwargs: Any,
-) -> ActiveUFEnv:
-    """Entry point of ``ActiveUF/Replay-v0``: an environment over any real dataset.
-
-    The dataset is read at construction (the env needs its ``K`` and ``D``) and once per process after that
-    (:class:`~activeuf_env.data.readers.DatasetPool`); the env pickles without it.
-
-    Args:
-        data_path: anything :func:`~activeuf_env.data.readers.load_pool_from_path` reads: an AUF
-            ``PromptWithCompletions`` dataset (JSONL, Parquet, ``datasets`` directory), a shared multi-model JSONL
-            file, the shared AlpacaEval directory or a saved pool (``.npz``).
-        features_path: precomputed embeddings (a directory of ``prompt_embeddings.npy`` and
-            ``response_embeddings.npy`` aligned with the file) or a local encoder model; ``None``: the reader's
-            default.
-        reader_kwargs: further arguments of the reader (``slots``, ``score_transform``, ``true_quality_field``...).
-        **env_kwargs: arguments of :class:`ActiveUFEnv` (``batch_size``, ``eval_size``, ``budget``...).
-
-    Raises:
-        ValueError: no ``data_path``, or ``instances`` given too.
-        FileNotFoundError: ``data_path`` does not exist (the message names it).
-
-    Example:
-        >>> import tempfile, pathlib, gymnasium
-        >>> from activeuf_env.core.synthetic import SyntheticPoolConfig, make_synthetic_pool
-        >>> tmp = tempfile.TemporaryDirectory()
-        >>> path = make_synthetic_pool(SyntheticPoolConfig(n_prompts=40, feature_dim=8)).save(
-        ...     pathlib.Path(tmp.name) / "pool.npz")
-        >>> env = gymnasium.make("ActiveUF/Replay-v0", data_path=path, batch_size=8, eval_size=8)
-        >>> env.unwrapped.n_responses, env.unwrapped.feature_dim
-        (30, 8)
-        >>> tmp.cleanup()
-    """
-    if data_path is None:
-        raise ValueError(
-            "ActiveUF/Replay-v0 needs data_path= (a dataset file or directory, e.g. "
-            'gymnasium.make("ActiveUF/Replay-v0", data_path="prefs.jsonl")), got None'
-        )
-    if "instances" in env_kwargs:
-        raise ValueError("ActiveUF/Replay-v0 builds its instance from data_path; do not pass instances= too")
-    return ActiveUFEnv(DatasetPool(data_path, features_path, reader_kwargs or {}), **env_kwargs)
-
-
-def make_alpaca_eval_env(
-    data_dir: str | Path | None = None,
-    *,
-    batch_size: int = ALPACA_EVAL_BATCH_SIZE,
-    eval_size: float | int = ALPACA_EVAL_EVAL_SIZE,
-    reader_kwargs: dict[str, Any] | None = None,
-    **env_kwargs: Any,
-) -> ActiveUFEnv:
-    """Entry point of ``ActiveUF/AlpacaEval-v0``: the shared AlpacaEval multi-model data as an environment.
-
-    805 prompts, each answered by 55 to 57 of 57 LLMs and scored by the AlpacaEval 2 GPT-4-turbo judge as the
-    probability of beating a fixed strong reference (``gpt4_1106_preview``). The pool has ``K = 57`` slots, slot
-    ``k`` holding model ``k``'s response (``valid == 0`` and zero features where a model has none) and
-    ``D = 768`` features ``[r, sqrt(384)·(r ⊙ p)]`` from the shipped all-MiniLM-L6-v2 prompt and response
-    embeddings (:func:`~activeuf_env.data.features.compose_features`). Judge scores are the win probabilities as
-    clipped log-odds ``logit(clip(p, 1e-6, 1 - 1e-6))`` (range ±13.8; differences are Bradley-Terry reward
-    differences, within-prompt rankings unchanged; see :mod:`activeuf_env.data.readers`). There is no second judge,
-    so ``true_quality`` equals the judge score and the downstream scores measure agreement with that judge.
-    The defaults hold out 165 prompts and offer the other 640 in exactly 10 rounds of 64 (640 labels).
-
-    Args:
-        data_dir: the shared data directory (or its ``alpaca_eval_multimodel/`` subdirectory); ``None`` is
-            ``$ACTIVEUF_SHARED_DATA``, else ``../shared/data`` beside the checkout.
-        batch_size: prompts per round.
-        eval_size: held-out prompts (a count or a fraction).
-        reader_kwargs: further arguments of :func:`~activeuf_env.data.readers.read_alpaca_eval` (``score_transform``,
-            ``dtype``, ``with_texts``...).
-        **env_kwargs: other arguments of :class:`ActiveUFEnv`.
-
-    Raises:
-        FileNotFoundError: the data is absent; the message names the expected path and how to point at it.
-    """
+def _check_judge_calls(value: Any) -> int | Literal["all"]:
+    if isinstance(value, str) and value == "all":
+        return "all"
     try:
-        path = locate_alpaca_eval(data_dir)
-    except FileNotFoundError as err:
-        raise FileNotFoundError(
-            f"ActiveUF/AlpacaEval-v0 needs the shared AlpacaEval data. {err} "
-            '(e.g. gymnasium.make("ActiveUF/AlpacaEval-v0", data_dir="/path/to/shared/data"))'
-        ) from None
-    if "instances" in env_kwargs:
-        raise ValueError("ActiveUF/AlpacaEval-v0 builds its instance from the shared data; do not pass instances=")
-    return ActiveUFEnv(
-        DatasetPool(path, None, reader_kwargs or {}), batch_size=batch_size, eval_size=eval_size, **env_kwargs
-    )
-
-
-def _as_instance_list(instances: InstanceSpec | Sequence[InstanceSpec] | None) -> list[InstanceSpec]:
-    if instances is None:
-        return [SyntheticPoolConfig()]
-    if isinstance(instances, (ResponsePool, SyntheticPoolConfig)) or callable(instances):
-        return [instances]
-    specs = list(instances)
-    if not specs:
-        raise ValueError("instances must name at least one instance, got an empty list")
-    for index, spec in enumerate(specs):
-        if not (isinstance(spec, (ResponsePool, SyntheticPoolConfig)) or callable(spec)):
-            raise ValueError(
-                f"instance {index} must be a ResponsePool, SyntheticPoolConfig or pool factory, "
-                f"got {type(spec).__name__}"
-            )
-    return specs
-
-
-def _instance_shapes(specs: list[InstanceSpec], load: Callable[[int], ResponsePool]) -> tuple[int, int, int]:
-    """``(K, D, number of models)`` shared by all instances, without drawing synthetic pools."""
-    shapes = []
-    for index, spec in enumerate(specs):
-        if isinstance(spec, SyntheticPoolConfig):
-            shapes.append((spec.n_models, spec.feature_dim, spec.n_models))
-        else:
-            pool = load(index)
-            shapes.append((pool.n_responses, pool.feature_dim, pool.n_models))
-    k, d = shapes[0][0], shapes[0][1]
-    for index, (k_i, d_i, _) in enumerate(shapes):
-        if (k_i, d_i) != (k, d):
-            raise ValueError(f"instance {index} has K={k_i}, D={d_i}; expected K={k}, D={d} like instance 0")
-    return k, d, max(s[2] for s in shapes)
-
-
-@functools.lru_cache(maxsize=2)
-def _synthetic_pool(config: SyntheticPoolConfig) -> ResponsePool:
-    """Synthetic pools are drawn once per process and config (they are read-only), so envs share them."""
-    return make_synthetic_pool(config)
+        return check_int("judge_calls_per_pair", value, low=1)  # type: ignore[return-value]
+    except ValueError:
+        raise ValueError(f"judge_calls_per_pair must be an integer >= 1 or 'all', got {value!r}") from None
 
 
 def _copy_obs(observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

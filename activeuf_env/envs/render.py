@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from activeuf_env.core.pool import ResponsePool
+from activeuf_env.envs.episode import Episode
 
 __all__ = ["render_prompt_table"]
 
@@ -33,7 +32,7 @@ def _snippet(text: str, width: int = _SNIPPET) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def render_prompt_table(pool: ResponsePool, episode: dict[str, Any], batch_size: int) -> str:
+def render_prompt_table(pool: ResponsePool, episode: Episode, batch_size: int) -> str:
     """A readable table of one prompt: each response's model, μ ± s, and the pair picked last round with its verdict.
 
     Shows the first prompt of the last round that got a label (or, before the first step, the first prompt of the
@@ -41,27 +40,27 @@ def render_prompt_table(pool: ResponsePool, episode: dict[str, Any], batch_size:
     first 60 appear, on one line each (whitespace collapsed, an ellipsis marking a cut, ``(empty)`` for an empty
     response); model names are cut at 32 characters. Padded response slots are not listed.
     """
-    last = episode["last"]
+    last = episode.last
     if last is None:
-        observation, prompts = episode["observation"], episode["order"][episode["round"]]
+        assert episode.observation is not None
+        observation, prompts = episode.observation, episode.order[episode.round]
         row, pair, verdict = 0, None, None
-        header = f"round {episode['round']} (before any label)"
+        header = f"round {episode.round} (before any label)"
     else:
-        observation, prompts = last["observation"], last["prompts"]
-        sent, keep, verdicts = last["sent"], last["keep"], last["verdict"]
-        labelled = sent[keep]
+        observation, prompts = last.observation, last.prompts
+        labelled = last.sent[last.keep]
         row = int(labelled[0]) if labelled.size else 0
-        pair = tuple(int(x) for x in last["pairs"][row]) if labelled.size else None
-        verdict = bool(verdicts[keep][0]) if labelled.size else None
-        header = f"round {episode['round'] - 1} of {episode['n_rounds']}, {last['round_labels']} labels this round"
+        pair = tuple(int(x) for x in last.pairs[row]) if labelled.size else None
+        verdict = bool(last.verdict[last.keep][0]) if labelled.size else None
+        header = f"round {episode.round - 1} of {episode.n_rounds}, {last.round_labels} labels this round"
     prompt = int(prompts[row])
     if prompt < 0:
         return header + ": no prompt left\n"
-    counts = episode["counts"]
+    counts = episode.counts
     lines = [
         header,
-        f"prompt {pool.prompt_ids[prompt]!r} (batch row {row} of {batch_size}); labels so far {counts['labels']}, "
-        f"judge calls {counts['judge_calls']}",
+        f"prompt {pool.prompt_ids[prompt]!r} (batch row {row} of {batch_size}); labels so far {counts.labels}, "
+        f"judge calls {counts.judge_calls}",
     ]
     if pool.texts is not None:
         lines.append(f"  > {_snippet(pool.texts.prompts[prompt], _PROMPT_SNIPPET)}")
