@@ -21,7 +21,7 @@ from activeuf_env.core.judges import BradleyTerryJudge, FlipNoise, PositionBias,
 from activeuf_env.core.pool import PoolTexts, ResponsePool, load_pool
 from activeuf_env.core.reward_model import EnsembleRewardModel, ReplayBuffer, RewardModelConfig
 from activeuf_env.core.synthetic import SyntheticPoolConfig, make_synthetic_pool
-from activeuf_env.data.readers import DatasetPool
+from activeuf_env.data.pool_factory import DatasetPool
 from activeuf_env.envs.active_uf import ActiveUFEnv
 from activeuf_env.envs.real_data import make_alpaca_eval_env, make_replay_env
 

@@ -19,10 +19,6 @@ import agents
 
 ENV_ID = "ActiveUF/Synthetic-v0"
 
-pytestmark = pytest.mark.skipif(
-    ENV_ID not in gymnasium.registry, reason=f"activeuf_env does not register {ENV_ID} (environment not built yet)"
-)
-
 NAMES = agents.registered_names()
 
 

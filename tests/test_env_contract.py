@@ -264,3 +264,10 @@ def test_reward_none_and_no_evaluation(make_small_env) -> None:
 def test_bad_reward_arguments_are_named(make_small_env, kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         make_small_env(**kwargs)
+
+
+def test_reset_without_seed_continues_the_generator(make_small_env) -> None:
+    env = make_small_env()
+    first, _ = env.reset(seed=3)
+    second, _ = env.reset()
+    assert not np.array_equal(first["mean"], second["mean"])

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from activeuf_env.data.readers import DatasetPool, locate_alpaca_eval
+from activeuf_env.data.locate import locate_alpaca_eval
+from activeuf_env.data.pool_factory import DatasetPool
 from activeuf_env.envs.active_uf import ActiveUFEnv
 
 __all__ = ["ALPACA_EVAL_BATCH_SIZE", "ALPACA_EVAL_EVAL_SIZE", "make_alpaca_eval_env", "make_replay_env"]
