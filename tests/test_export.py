@@ -14,7 +14,7 @@ import pytest
 from helpers import random_pairs, write_replay_dataset
 
 from activeuf_env import ActiveUFEnv, DatasetPool
-from activeuf_env.data import export
+from activeuf_env.data import formats
 from activeuf_env.data.export import BINARIZED_COLUMNS, pairs_to_columns, pairs_to_records
 
 
@@ -114,11 +114,15 @@ def test_a_failed_write_loses_nothing(real_env: ActiveUFEnv, tmp_path: Path, mon
     target = tmp_path / "prefs.jsonl"
     target.write_text("previous export\n")
 
-    def fail_half_way(stream: Any, records: list[dict[str, Any]]) -> None:
-        stream.write(b'{"partial": ')
-        raise OSError("disk full")
+    lines: list[str] = []
 
-    monkeypatch.setattr(export, "_write_lines", fail_half_way)
+    def fail_half_way(record: Any) -> str:
+        if lines:
+            raise OSError("disk full")
+        lines.append(json.dumps(record))
+        return '{"partial": '
+
+    monkeypatch.setattr(formats, "json_line", fail_half_way)
     with pytest.raises(OSError, match="disk full"):
         real_env.collected_dataset("jsonl", path=target)
     assert target.read_text() == "previous export\n"
@@ -127,7 +131,7 @@ def test_a_failed_write_loses_nothing(real_env: ActiveUFEnv, tmp_path: Path, mon
     np.testing.assert_array_equal(real_env.collected_pairs(), before)
     assert_rows_match_pairs(read_jsonl(real_env.collected_dataset("jsonl", path=target)), real_env)
     # and the episode goes on
-    obs = real_env._episode["observation"]
+    obs = real_env.episode.observation
     real_env.step(random_pairs(obs, np.random.default_rng(1)))
     assert len(real_env.collected_pairs()) > len(before)
 
@@ -135,7 +139,7 @@ def test_a_failed_write_loses_nothing(real_env: ActiveUFEnv, tmp_path: Path, mon
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"format": "csv"}, r"format must be one of \['dataset', 'jsonl', 'records'\], got 'csv'"),
+        ({"format": "csv"}, "format must be 'dataset', 'jsonl' or 'records', got 'csv'"),
         ({"format": "jsonl"}, r"format='jsonl' needs path= .*got path=None"),
         ({"format": "records", "path": "x.jsonl"}, r"path is only used with format='jsonl', got path='x.jsonl'"),
     ],

@@ -21,7 +21,8 @@ import activeuf_env  # noqa: F401  (registers the ids)
 import agents
 from activeuf_env import ActiveUFEnv, DatasetPool
 from activeuf_env.core.pool import ResponsePool
-from activeuf_env.data.readers import locate_alpaca_eval, read_auf_dataset
+from activeuf_env.data.locate import locate_alpaca_eval
+from activeuf_env.data.readers import read_auf_dataset
 
 
 def run_random_episode(env: gym.Env, seed: int = 0) -> dict[str, Any]:
@@ -52,7 +53,7 @@ def test_replay_env_reads_an_auf_dataset(tmp_path: Path) -> None:
     np.testing.assert_array_equal(pool.true_quality, pool.judge_scores)  # real data: true quality = judge score
     np.testing.assert_array_equal(pool.valid.sum(1), [5 if int(pid[1:]) % 4 == 0 else 6 for pid in pool.prompt_ids])
     live = obs["prompt_valid"] == 1
-    np.testing.assert_array_equal(obs["valid"][live], pool.valid[inner._episode["order"][0]])
+    np.testing.assert_array_equal(obs["valid"][live], pool.valid[inner.episode.order[0]])
     info = run_random_episode(env)
     assert info["labels"] == 32 and info["round"] == 4
     assert all(math.isfinite(info[k]) for k in ("rm_score", "dpo_score", "score", "regret"))
@@ -171,7 +172,7 @@ def test_alpaca_eval_env_shapes() -> None:
     assert (inner.n_responses, inner.feature_dim, inner.n_models) == (57, 768, 57)
     assert (inner.batch_size, inner.eval_size) == (64, 165)
     obs, info = env.reset(seed=0)
-    assert inner.pool.n_prompts == 640 and inner.eval_pool.n_prompts == 165 and inner._episode["n_rounds"] == 10
+    assert inner.pool.n_prompts == 640 and inner.eval_pool.n_prompts == 165 and inner.episode.n_rounds == 10
     assert obs["valid"].shape == (64, 57) and obs["prompt_valid"].all()
     assert info["score"] == pytest.approx((0.25 + 0.0) / 2) and math.isfinite(info["regret"])
     pool = inner.pool

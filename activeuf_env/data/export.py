@@ -37,16 +37,15 @@ Example:
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from activeuf_env._validation import check_choice
 from activeuf_env.core.pool import ResponsePool
+from activeuf_env.data.formats import write_jsonl
 
 if TYPE_CHECKING:
     import datasets
@@ -76,10 +75,9 @@ BINARIZED_COLUMNS = (
 )
 """The columns of an exported preference dataset, in order."""
 
-EXPORT_FORMATS = ("dataset", "jsonl", "records")
-"""The ``format=`` choices of :func:`export_pairs`."""
-
 ExportFormat = Literal["dataset", "jsonl", "records"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("dataset", "jsonl", "records")
+"""The ``format=`` choices of :func:`export_pairs`."""
 
 
 def _check_pairs(pool: ResponsePool, pairs: np.ndarray) -> np.ndarray:
@@ -215,11 +213,6 @@ def pairs_to_dataset(pool: ResponsePool, pairs: np.ndarray) -> datasets.Dataset:
     return datasets.Dataset.from_dict(pairs_to_columns(pool, pairs), features=_binarized_features())
 
 
-def _write_lines(stream: Any, records: list[dict[str, Any]]) -> None:
-    for record in records:
-        stream.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
-
-
 def write_pairs_jsonl(pool: ResponsePool, pairs: np.ndarray, path: str | os.PathLike[str]) -> Path:
     """Write the collected pairs as JSON lines (gzipped when ``path`` ends in ``.gz``), atomically.
 
@@ -233,23 +226,7 @@ def write_pairs_jsonl(pool: ResponsePool, pairs: np.ndarray, path: str | os.Path
         OSError: the file cannot be written (the pairs are not affected).
         ValueError: as :func:`pairs_to_columns`.
     """
-    path = Path(path).expanduser()
-    records = pairs_to_records(pool, pairs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(handle, "wb") as raw:
-            if path.suffix == ".gz":
-                with gzip.GzipFile(fileobj=raw, mode="wb") as stream:
-                    _write_lines(stream, records)
-            else:
-                _write_lines(raw, records)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_jsonl(Path(path).expanduser(), pairs_to_records(pool, pairs))
 
 
 def export_pairs(
@@ -272,8 +249,7 @@ def export_pairs(
             ``pairs``.
         OSError: the JSONL file cannot be written.
     """
-    if format not in EXPORT_FORMATS:
-        raise ValueError(f"format must be one of {list(EXPORT_FORMATS)}, got {format!r}")
+    format = check_choice("format", format, EXPORT_FORMATS)
     if format == "jsonl":
         if path is None:
             raise ValueError("format='jsonl' needs path= (the file to write), got path=None")
