@@ -15,8 +15,11 @@ Importing the package registers the environment ids in the ``ActiveUF`` namespac
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import gymnasium
 
+from activeuf_env.core.downstream import DownstreamConfig
 from activeuf_env.core.judges import BradleyTerryJudge, FlipNoise, PositionBias, ScoreJudge, TieAbstain, make_judge
 from activeuf_env.core.pool import PoolTexts, ResponsePool, load_pool
 from activeuf_env.core.reward_model import EnsembleRewardModel, ReplayBuffer, RewardModelConfig
@@ -25,13 +28,17 @@ from activeuf_env.data.pool_factory import DatasetPool
 from activeuf_env.envs.active_uf import ActiveUFEnv
 from activeuf_env.envs.real_data import make_alpaca_eval_env, make_replay_env
 
-__version__ = "0.1.0"
+try:
+    __version__ = importlib.metadata.version("activeuf-env")  # the one place it is written is pyproject.toml
+except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "PAPER_SCALE_POOL",
     "ActiveUFEnv",
     "BradleyTerryJudge",
     "DatasetPool",
+    "DownstreamConfig",
     "EnsembleRewardModel",
     "FlipNoise",
     "PoolTexts",

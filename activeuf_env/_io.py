@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import os
 import shutil
 import tempfile
@@ -98,13 +99,16 @@ def open_atomic(path: str | os.PathLike[str], mode: str = "w", *, encoding: str 
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
     text = mode == "w"
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, contextlib.ExitStack() as stack:
+        raw: IO[Any] = stack.enter_context(
+            open(tmp, "wb" if is_gzip(path) else mode, encoding=None if is_gzip(path) or not text else encoding)
+        )
         if is_gzip(path):
-            handle: IO[Any] = gzip.open(tmp, "wt" if text else "wb", encoding=encoding if text else None)  # noqa: SIM115
-        else:
-            handle = open(tmp, mode, encoding=encoding if text else None)  # noqa: SIM115 - closed below
-        with handle:
-            yield handle
+            # The gzip header records a file name: the target's, not the temporary one's.
+            raw = stack.enter_context(gzip.GzipFile(filename=Path(path).name, mode="wb", fileobj=raw))
+            if text:
+                raw = stack.enter_context(io.TextIOWrapper(raw, encoding=encoding))
+        yield raw
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> Path:

@@ -12,8 +12,10 @@ import pytest
 from helpers import random_pairs
 
 from activeuf_env import ActiveUFEnv
-from activeuf_env.data.features import HashingEncoder
-from activeuf_env.data.readers import locate_alpaca_eval, read_auf_dataset, write_auf_dataset
+from activeuf_env.data.encoders import HashingEncoder
+from activeuf_env.data.locate import locate_alpaca_eval
+from activeuf_env.data.readers import read_auf_dataset
+from activeuf_env.data.writers import write_auf_dataset
 
 MODELS = ["alpha-7b", "a-model-with-a-remarkably-long-name-v2.5-instruct", "gamma-2b", "delta-70b"]
 LONG = "This sentence is padding.\n\n" * 40  # ~1,000 characters over many lines

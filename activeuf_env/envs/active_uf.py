@@ -122,7 +122,7 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     per model, ``valid == 0`` where a model has no response), ``D = 768`` features from the shipped
     all-MiniLM-L6-v2 embeddings, 640 train prompts in 10 rounds of 64 and 165 held out. On real data the judge
     scores are the dataset's (AlpacaEval's win probabilities against its reference as clipped log-odds,
-    :func:`~activeuf_env.data.readers.transform_scores`) and ``true_quality`` equals them, so the downstream scores
+    :func:`~activeuf_env.data.rows.transform_scores`) and ``true_quality`` equals them, so the downstream scores
     measure agreement with that judge. A missing dataset raises ``FileNotFoundError`` at ``gymnasium.make``,
     naming the expected path.
 

@@ -32,7 +32,7 @@ def make_replay_env(
     """Entry point of ``ActiveUF/Replay-v0``: an environment over any real dataset.
 
     The dataset is read at construction (the env needs its ``K`` and ``D``) and once per process after that
-    (:class:`~activeuf_env.data.readers.DatasetPool`); the env pickles without it.
+    (:class:`~activeuf_env.data.pool_factory.DatasetPool`); the env pickles without it.
 
     Args:
         data_path: anything :func:`~activeuf_env.data.readers.load_pool_from_path` reads: an AUF
@@ -83,7 +83,7 @@ def make_alpaca_eval_env(
     probability of beating a fixed strong reference (``gpt4_1106_preview``). The pool has ``K = 57`` slots, slot
     ``k`` holding model ``k``'s response (``valid == 0`` and zero features where a model has none) and
     ``D = 768`` features ``[r, sqrt(384)·(r ⊙ p)]`` from the shipped all-MiniLM-L6-v2 prompt and response
-    embeddings (:func:`~activeuf_env.data.features.compose_features`). Judge scores are the win probabilities as
+    embeddings (:func:`~activeuf_env.data.embeddings.compose_features`). Judge scores are the win probabilities as
     clipped log-odds ``logit(clip(p, 1e-6, 1 - 1e-6))`` (range ±13.8; differences are Bradley-Terry reward
     differences, within-prompt rankings unchanged; see :mod:`activeuf_env.data.readers`). There is no second judge,
     so ``true_quality`` equals the judge score and the downstream scores measure agreement with that judge.
