@@ -7,9 +7,6 @@ response pairs ``(i, j)``, one per prompt, where ``i == j`` means *skip this pro
 
 Subclasses implement :meth:`Agent._select_pairs` on a :class:`Batch`, the checked float64 view of the observation,
 and never see padded responses: :class:`Batch` zero-fills them and hands the agent a boolean mask instead.
-
-Change logs:
-    * v0.1.0 - Initially added.
 """
 
 from __future__ import annotations
@@ -25,7 +22,7 @@ from activeuf_env._validation import check_int, check_number
 __all__ = ["ENN_KEYS", "Agent", "Batch", "Observation", "check_int", "check_number"]
 
 Observation = Mapping[str, Any]
-"""One environment observation: a mapping from key to array (see SPEC §9)."""
+"""One environment observation: a mapping from key to array (see docs/design.md §7.2)."""
 
 ENN_KEYS: tuple[str, ...] = ("mean", "lower", "upper")
 """The reward-model keys that the uncertainty-aware agents read."""
@@ -212,7 +209,7 @@ class Agent:
         """Pick one response pair per prompt.
 
         Args:
-            obs: one observation of an ``ActiveUF`` environment (see SPEC §9).
+            obs: one observation of an ``ActiveUF`` environment (see docs/design.md §7.2).
 
         Returns:
             int64 ``[B, 2]``: ``(i, j)`` per prompt; ``i == j`` (``(0, 0)``) skips the prompt, and inactive

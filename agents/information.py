@@ -1,6 +1,6 @@
 """Information-seeking agents: ``infomax``, ``infogain`` and ``ids``.
 
-Notation (SPEC §8), per prompt and over its valid responses only: ``μ = mean``, ``s = (upper - lower) / 2``,
+Notation (docs/design.md §6.2), per prompt and over its valid responses only: ``μ = mean``, ``s = (upper - lower) / 2``,
 ``β`` the agent's own multiplier, ``U = μ + β s``, ``L = μ - β s`` and ``sigmoid`` the logistic function. Under a
 Bradley-Terry judge ``P(i > j) = sigmoid(r_i - r_j)``; with ``r`` in ``[L, U]`` that probability lies in
 ``[sigmoid(L_i - U_j), sigmoid(U_i - L_j)]``, whose width
@@ -8,9 +8,6 @@ Bradley-Terry judge ``P(i > j) = sigmoid(r_i - r_j)``; with ``r`` in ``[L, U]`` 
     ``w_ij = sigmoid(U_i - L_j) - sigmoid(L_i - U_j)``  (symmetric in ``i`` and ``j``)
 
 measures how uncertain the outcome of the comparison still is.
-
-Change logs:
-    * v0.1.0 - Initially added.
 """
 
 from __future__ import annotations
@@ -153,13 +150,13 @@ class InformationDirectedSampling(Agent):
         beta: multiplier of the spread ``s`` in the optimistic best ``max_k U_k`` (default 1.0, ``>= 0``).
         rho2: observation-noise variance of the information gain (default 1.0, ``> 0``; AUF's ``rho2``).
 
-    Deviations from AUF's released code (SPEC §8 asks for the standard rule): AUF's version scores single arms,
-    not pairs, with ``gap = max UCB + μ_k`` (it adds where it should subtract), multiplies the squared gap by
-    the information gain (``(loss^2 / p) * info_gain``) where IDS divides by it, uses ``log(1 + s / rho2)`` (the
-    standard deviation, not the variance), restricts candidates by ``UCB > 0.5`` (a probability-scale threshold
-    on reward-scale values), forces a "greedy" arm (index 0 when its mean is below 0.5), and returns the skip
-    pair ``(greedy, greedy)`` with probability ``1 - p``. Here the standard ratio is minimised over pairs and
-    the agent never skips.
+    Deviations from AUF's released code (the standard rule is implemented here on purpose): AUF's version scores
+    single arms, not pairs, with ``gap = max UCB + μ_k`` (it adds where it should subtract), multiplies the squared
+    gap by the information gain (``(loss^2 / p) * info_gain``) where IDS divides by it, uses ``log(1 + s / rho2)``
+    (the standard deviation, not the variance), restricts candidates by ``UCB > 0.5`` (a probability-scale threshold
+    on reward-scale values), forces a "greedy" arm (index 0 when its mean is below 0.5), and returns the skip pair
+    ``(greedy, greedy)`` with probability ``1 - p``. Here the standard ratio is minimised over pairs and the agent
+    never skips.
 
     Example:
         >>> import numpy as np

@@ -2,9 +2,6 @@
 
 Entry points are ``"module:Class"`` strings imported on first use, so ``agents`` never imports ``baselines`` at
 import time (``baselines`` subclasses :class:`agents.base.Agent`; eager imports both ways would be a cycle).
-
-Change logs:
-    * v0.1.0 - Initially added.
 """
 
 from __future__ import annotations

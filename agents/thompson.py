@@ -1,11 +1,9 @@
 """Thompson-sampling agents: Double Thompson Sampling (``dts``) and Double Reverse Thompson Sampling (``drts``).
 
-Notation (SPEC §8), per prompt and over its valid responses only: ``μ = mean``, ``s = (upper - lower) / 2`` and
-``β`` the agent's own multiplier. A "Thompson draw" samples ``z_k ~ U(-1, 1)`` independently per response and
-takes ``argmax_k μ_k + β z_k s_k``: the ENN's ensemble bounds are read as a uniform posterior of half-width ``β s``.
-
-Change logs:
-    * v0.1.0 - Initially added.
+Notation (docs/design.md §6.2), per prompt and over its valid responses only: ``μ = mean``,
+``s = (upper - lower) / 2`` and ``β`` the agent's own multiplier. A "Thompson draw" samples ``z_k ~ U(-1, 1)``
+independently per response and takes ``argmax_k μ_k + β z_k s_k``: the ENN's ensemble bounds are read as a uniform
+posterior of half-width ``β s``.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ class DoubleThompsonSampling(Agent):
 
     Origin: the dueling-bandit DTS of Wu & Liu (NeurIPS 2016), in the form AUF evaluates as a baseline
     (ActiveUltraFeedback, arXiv 2603.09692, response-pair selection methods). Both responses chase the top of the
-    posterior, so DTS picks close, high-quality pairs; AUF finds it weak for DPO (SPEC §5.3).
+    posterior, so DTS picks close, high-quality pairs; AUF finds it weak for DPO (docs/calibration.md §1).
 
     Hyperparameters:
         beta: multiplier of the spread ``s`` (default 1.0, ``>= 0``; 0 makes both draws the greedy argmax).
@@ -42,7 +40,7 @@ class DoubleThompsonSampling(Agent):
     Deviations from AUF's released code: (1) its fallback after the last try, ``np.random.randint(0, K)``, can
     return ``i`` again or a padded slot; here it is uniform over the *other valid* responses, so ``i != j``
     always; (2) it draws from the global ``np.random`` state; here the agent's own seeded generator is used;
-    (3) one released version used 10 tries for DTS and 30 for DRTS; both default to 30 here (SPEC §8). The tries
+    (3) one released version used 10 tries for DTS and 30 for DRTS; both default to 30 here. The tries
     are vectorized (all remaining tries drawn at once for the prompts whose first try collided), which leaves
     the sampling distribution unchanged.
 
@@ -88,7 +86,7 @@ class DoubleReverseThompsonSampling(DoubleThompsonSampling):
 
     Origin: ActiveUltraFeedback (arXiv 2603.09692), DRTS, proposed with DeltaUCB: pairs with a large predicted
     quality gap, after the delta-learning results of Geng et al. (2025). It tops AUF's DPO column among the
-    uncertainty-aware methods (SPEC §5.3).
+    uncertainty-aware methods (docs/calibration.md §1).
 
     Hyperparameters:
         beta: multiplier of the spread ``s`` (default 1.0, ``>= 0``).

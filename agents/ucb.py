@@ -1,11 +1,8 @@
 """Confidence-bound agents: ``deltaucb``, ``deltaquantile``, ``maxminlcb`` and ``rucb``.
 
-Notation (SPEC §8), per prompt and over its valid responses only: ``μ = mean``, ``s = (upper - lower) / 2``,
+Notation (docs/design.md §6.2), per prompt and over its valid responses only: ``μ = mean``, ``s = (upper - lower) / 2``,
 ``β`` the agent's own multiplier, ``U = μ + β s`` and ``L = μ - β s`` (with ``β = 1`` these are the env's
 ``upper`` and ``lower``).
-
-Change logs:
-    * v0.1.0 - Initially added.
 """
 
 from __future__ import annotations
@@ -99,9 +96,9 @@ class DeltaQuantile(Agent):
 
     Hyperparameters:
         beta: multiplier of the spread ``s`` (default 1.0, ``>= 0``).
-        quantile: ``q`` in ``[0, 1]`` (default 0.05, SPEC §8).
+        quantile: ``q`` in ``[0, 1]`` (default 0.05).
 
-    Deviations from AUF's released code: (1) AUF's default ``q`` is 0.1; SPEC §8 fixes 0.05; (2) AUF counts the
+    Deviations from AUF's released code: (1) AUF's default ``q`` is 0.1; the default here is 0.05; (2) AUF counts the
     ``K (K - 1)`` pairs of all slots, padded ones included, so with padding its rank drifts; here the rank uses
     the ``n (n - 1)`` valid ordered pairs of each prompt and padded responses are never ranked.
 
@@ -167,12 +164,12 @@ class MaxMinLCB(Agent):
         beta: multiplier of the spread ``s`` (default 1.0, ``>= 0``).
         argmax_tol: tie tolerance of both choices (default 1e-4, ``>= 0``).
 
-    Deviations from AUF's released code: AUF's default additionally prunes "clearly suboptimal" arms (those
-    with ``U_i - L_j <= 0`` against some ``j``) and skips the prompt when a single arm survives. SPEC §8 defines
-    the rule without pruning, implemented here: it never skips. Pruning cannot change ``i`` beyond ties (a
-    dominated arm never has a larger max-min value than the arm dominating it); it can change ``j`` only when
-    the best rival of ``i`` is itself dominated. AUF also draws its tie-breaking permutations from a torch
-    generator; here the agent's numpy generator is used, and the computation is O(K) instead of ``K x K``.
+    Deviations from AUF's released code: AUF's default additionally prunes "clearly suboptimal" arms (those with
+    ``U_i - L_j <= 0`` against some ``j``) and skips the prompt when a single arm survives. The rule here is the one
+    without pruning: it never skips. Pruning cannot change ``i`` beyond ties (a dominated arm never has a larger
+    max-min value than the arm dominating it); it can change ``j`` only when the best rival of ``i`` is itself
+    dominated. AUF also draws its tie-breaking permutations from a torch generator; here the agent's numpy generator
+    is used, and the computation is O(K) instead of ``K x K``.
 
     Example:
         >>> import numpy as np
@@ -222,11 +219,11 @@ class RelativeUCB(Agent):
 
     Hyperparameters:
         beta: multiplier of the spread ``s`` (default 1.0, ``>= 0``).
-        argmax_tol: tie tolerance of ``i`` (default 1e-4, ``>= 0``; AUF's tie rule, which SPEC §8 leaves open).
+        argmax_tol: tie tolerance of ``i`` (default 1e-4, ``>= 0``; AUF's tie rule).
 
     Deviations from AUF's released code: AUF's candidate set is ``UCB_k > 0.5`` (a probability-scale threshold
     applied to reward-scale values) and it skips the prompt when a single candidate remains; here the candidate
-    set is SPEC §8's ``UCB_k >= max_l L_l`` and the agent never skips.
+    set is ``UCB_k >= max_l L_l`` (on the reward scale) and the agent never skips.
 
     Example:
         >>> import numpy as np

@@ -1,8 +1,4 @@
-"""The ``delta_model`` baseline: the responses of two fixed models, the larger one labelled chosen.
-
-Change logs:
-    * v0.1.0 - Initially added.
-"""
+"""The ``delta_model`` baseline: the responses of two fixed models, the larger one labelled chosen."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""The ``maxmin`` baseline: the best against the worst response by judge score.
-
-Change logs:
-    * v0.1.0 - Initially added.
-"""
+"""The ``maxmin`` baseline: the best against the worst response by judge score."""
 
 from __future__ import annotations
 

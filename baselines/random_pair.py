@@ -1,8 +1,4 @@
-"""The ``random`` baseline: two distinct valid responses, uniformly at random.
-
-Change logs:
-    * v0.1.0 - Initially added.
-"""
+"""The ``random`` baseline: two distinct valid responses, uniformly at random."""
 
 from __future__ import annotations
 

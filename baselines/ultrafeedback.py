@@ -1,8 +1,4 @@
-"""The ``ultrafeedback`` baseline: best of four random responses by judge score, against one of the other three.
-
-Change logs:
-    * v0.1.0 - Initially added.
-"""
+"""The ``ultrafeedback`` baseline: best of four random responses by judge score, against one of the other three."""
 
 from __future__ import annotations
 

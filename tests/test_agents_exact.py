@@ -1,8 +1,8 @@
 """Exactness of the uncertainty-aware agents against independent reference computations.
 
-The references are written here from SPEC §8's formulas, per prompt and per pair, with Python loops and ``math``:
-brute force over all ordered pairs ``i != j`` for the argmax rules, and exact sampling distributions (numerical
-integration of the Thompson draws) for the randomized rules, checked with a fixed seed and a statistical
+The references are written here from the rules of docs/design.md §6.2, per prompt and per pair, with Python loops
+and ``math``: brute force over all ordered pairs ``i != j`` for the argmax rules, and exact sampling distributions
+(numerical integration of the Thompson draws) for the randomized rules, checked with a fixed seed and a statistical
 tolerance. None of them call the vectorized helpers of ``agents``.
 """
 

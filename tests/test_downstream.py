@@ -1,5 +1,5 @@
-"""The downstream evaluator (SPEC §10): known answers on hand-made pools, the benchmark's construction, determinism
-and validation.
+"""The downstream evaluator (docs/design.md §8): known answers on hand-made pools, the benchmark's construction,
+determinism and validation.
 
 The hand-made pools have 8 models of evenly spread skill; feature 0 carries a weak true-quality signal and the other
 features are noise, so the direction a proxy learns, and how far it moves, depend on the pairs in the expected way.

@@ -1,5 +1,5 @@
-"""The ActiveUFEnv contract of SPEC §9: budget, labelers, judge-call accounting, partial batches, optional keys,
-rendering, pickling, resuming and multi-instance envs."""
+"""The ActiveUFEnv contract of docs/design.md §7: budget, labelers, judge-call accounting, partial batches, optional
+keys, rendering, pickling, resuming and multi-instance envs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The synthetic pool is seeded, validated and has the mechanisms of SPEC §5.2."""
+"""The synthetic pool is seeded, validated and has the mechanisms of docs/design.md §3.2."""
 
 from __future__ import annotations
 

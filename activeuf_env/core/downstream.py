@@ -1,4 +1,4 @@
-"""Downstream evaluation: how good are the models trained on the collected preference pairs (SPEC §10).
+"""Downstream evaluation: how good are the models trained on the collected preference pairs (docs/design.md §8).
 
 The evaluator stands in for AUF's downstream training (a LoRA reward model scored on RewardBench 2, a DPO policy
 scored on GSM8K, IFEval, TruthfulQA and AlpacaEval 2). It trains two small proxies on the collected pairs and
@@ -18,9 +18,9 @@ evaluates them on the held-out eval prompts against *true quality*:
 Both proxies are **budget-limited optimisations, not fits to convergence**: plain SGD (no Adam) from the
 reference (``θ = 0``), a fixed small number of epochs at a small learning rate. How far a proxy moves then depends
 on how large and how consistent the contrasts in the data are (the "delta learning" effect AUF builds on); a DPO
-proxy trained to convergence anti-correlates with AUF's ranking (SPEC §10).
+proxy trained to convergence anti-correlates with AUF's ranking (docs/design.md §8.1).
 
-Deviations from SPEC §10 (kept because the calibration against AUF's table needs them, see ``DownstreamConfig``):
+Design choices beyond the plainest evaluator (the calibration against AUF's table needs them; docs/design.md §8.5):
 
 - The reward model is linear in the features, not an MLP head: a linear head trained by budget-limited SGD already
   separates the methods once accuracy is soft, and it keeps an evaluation at ~2 ms so the env can evaluate every
@@ -28,14 +28,12 @@ Deviations from SPEC §10 (kept because the calibration against AUF's table need
 - The RM benchmark's accuracy is soft (``rm_temperature``); ``score_reward_model(scores)`` still gives the hard
   RewardBench accuracy of any scores.
 - The DPO loss of each pair is weighted by the reference policy's support of its two responses
-  (``dpo_support_width``; ``None`` restores SPEC §10.2's unweighted loss).
+  (``dpo_support_width``; ``None`` restores the plain, unweighted DPO loss).
 - Because of that weighting, best-vs-worst oracle pairs are not the best possible data for the DPO proxy: ``S*``
   is a reference, not an upper bound, and regret can be slightly negative (maxmin on ``ActiveUF/Synthetic-v0``).
 
-Change logs:
-    * v0.1.0 - Initially added.
-    * v0.1.1 - Calibrated against AUF's table: soft benchmark accuracy (``rm_temperature``), reference-support
-      weighting of DPO pairs (``dpo_support_width``), ``dpo_lr`` 3 -> 10.
+
+The calibration history of the constants is in docs/calibration.md.
 """
 
 from __future__ import annotations
@@ -47,14 +45,16 @@ import numpy as np
 
 from activeuf_env._validation import check_bool, check_int, check_number
 from activeuf_env.core.pool import ResponsePool
+from activeuf_env.core.rm_benchmark import CATEGORIES, N_REJECTED, build_benchmark, model_skill_quantiles
 
-__all__ = ["CATEGORIES", "N_REJECTED", "DownstreamConfig", "DownstreamEvaluator", "DownstreamScores"]
-
-CATEGORIES: tuple[str, ...] = ("focus", "precise", "same_skill")
-"""The benchmark's categories, in the order of :attr:`DownstreamScores.rm_accuracy`."""
-
-N_REJECTED = 3
-"""Rejected responses per benchmark item (RewardBench 2: one chosen against three rejected)."""
+__all__ = [
+    "CATEGORIES",
+    "N_REJECTED",
+    "DownstreamConfig",
+    "DownstreamEvaluator",
+    "DownstreamScores",
+    "model_skill_quantiles",
+]
 
 _SCALE_PROMPTS = 1024  # prompts read to estimate the feature scale (a memmapped pool is never read whole)
 _MIN_GAIN = 1e-9  # eval prompts whose best response is (numerically) no better than the reference are left out
@@ -62,33 +62,15 @@ _MIN_GAIN = 1e-9  # eval prompts whose best response is (numerically) no better 
 
 @dataclass(frozen=True)
 class DownstreamConfig:
-    """Every constant of the downstream evaluator (SPEC §10); validated on construction.
+    """Every constant of the downstream evaluator (docs/design.md §8); validated on construction.
 
-    Defaults, calibrated on ``ActiveUF/Synthetic-v0`` against AUF's table (SPEC §5.3; the constants, the measured
-    Spearman correlations and the command are in :class:`~activeuf_env.core.synthetic.SyntheticPoolConfig`'s docstring):
+    Calibrated defaults (on ``ActiveUF/Synthetic-v0`` against AUF's table; history, measured Spearman correlations
+    and the command that measures them: see docs/calibration.md):
 
-    - ``rm_temperature = 1.5``: a linear Bradley–Terry head trained by budget-limited SGD only ever changes its
-      *direction* with the data when accuracy is hard (an argmax is scale-free), so every label set that points
-      roughly the right way scored about the same and the ranking of methods was noise (Spearman ≈ 0 with AUF's
-      RM column). AUF's reward models are a fresh head on a base LLM: whatever the base prefers for reasons the
-      features do not carry stays in the scores, and a short fine-tune outweighs it only where the data's
-      contrasts are large and consistent. The soft accuracy models that: large-gap, well-labelled pair sets
-      (``maxmin``, ``drts``, ``deltaucb``) now beat random pairs, and close pairs (``dts``, ``maxminlcb``) fall
-      behind. Full-budget ``rm_score`` stays far from saturated (0.27 to 0.33, chance 0.25; the *precise*
-      category stays near chance for every method). RM Spearman over seeds 0-4 (5-9): 0.58 at τ = 0.5,
-      0.72 (0.75) at 1.0, 0.82 (0.82) at 1.5, 0.82 (0.85) at 2.0.
-    - ``dpo_support_width = 0.22`` and ``dpo_lr = 10``: without support weighting the pairs with the largest
-      feature contrast (best against worst) always taught the linear policy most and the fixed model pair of
-      ``delta_model`` (AUF's best DPO method, DeltaQwen) came last. Weighting each pair by the reference policy's
-      support of its responses (a Gaussian of width 0.22 in skill quantile around ``ref_center``, a little wider
-      than the reference itself) makes on-policy contrasts count, as in DPO practice. DPO Spearman on seeds 0-9:
-      0.92 at width 0.2, 0.97 at 0.22, 0.82 at 0.25 (on two other pool draws, seeds 1 and 2 of
-      ``SyntheticPoolConfig``, 0.22 gave 0.75 and 0.95, 0.2 gave 0.70 and 0.90, 0.25 gave 0.90 and 0.97).
-      ``dpo_lr`` was raised from 3 so that full-budget ``dpo_score`` values are of the order of AUF's DPO gains
-      (0.02 to 0.09); the DPO Spearman is the same at 3, 10 and 30 (3 epochs of batch 32 stay budget-limited).
-      Best-vs-worst oracle pairs are off the reference's support, so the oracle's ``dpo_score`` (the reference
-      ``S*``) is below that of on-policy pair sets.
-    - ``rm_lr = 0.5`` for 2 epochs leaves the reward model short of convergence. ``ref_center = 0.5`` and
+    - ``rm_temperature = 1.5``: scale of the base model's own preferences, which a short RM fine-tune must outweigh.
+    - ``dpo_support_width = 0.22``: DPO learns most from pairs its SFT reference could have written.
+    - ``dpo_lr = 10``: sets how far the budget-limited DPO policy moves (full-budget gains of the order of AUF's).
+    - ``rm_lr = 0.5`` for 2 epochs leaves the reward model short of convergence; ``ref_center = 0.5`` and
       ``ref_width = 0.15`` put the reference's mass on the middle third of the models by skill.
 
     Both proxies are trained by plain minibatch SGD from
@@ -196,17 +178,8 @@ class DownstreamScores:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class _Benchmark:
-    """RewardBench-2-style items: per category, response indices ``[n_eval, 1 + N_REJECTED]`` (column 0 chosen)
-    and a mask of the eval prompts that have an item in that category."""
-
-    items: dict[str, np.ndarray]
-    included: dict[str, np.ndarray]
-
-
 class DownstreamEvaluator:
-    """Trains the reward-model and DPO proxies on collected pairs and scores them on held-out prompts (SPEC §10).
+    """Trains the reward-model and DPO proxies on collected pairs and scores them on held-out prompts (design.md §8).
 
     Built once per instance; :meth:`evaluate` is a pure function of the pairs (the same pairs in any order give
     identical floats), so it can run every round. Everything random (the benchmark's draws, the SGD minibatch
@@ -297,7 +270,13 @@ class DownstreamEvaluator:
         self._dpo_included = self._gain > _MIN_GAIN * max(1.0, float(np.max(np.abs(best))))
         if not self._dpo_included.any():
             raise ValueError("eval_pool has no prompt whose best response beats the reference policy's expectation")
-        self._benchmark = _build_benchmark(eval_pool, self.skill_quantile, cfg, np.random.default_rng([self.seed, 0]))
+        self._benchmark = build_benchmark(
+            eval_pool,
+            self.skill_quantile,
+            cfg.focus_top_fraction,
+            cfg.focus_bottom_fraction,
+            np.random.default_rng([self.seed, 0]),
+        )
         self._reference: DownstreamScores | None = None
 
     # ------------------------------------------------------------------ public API
@@ -463,39 +442,6 @@ class DownstreamEvaluator:
         return (chosen - rejected) / self.feature_scale
 
 
-def model_skill_quantiles(*pools: ResponsePool) -> np.ndarray:
-    """Each model's skill quantile in ``[0, 1]``: the rank of its mean true quality over the pools' valid responses.
-
-    Args:
-        *pools: pools sharing one model list (e.g. the train and eval pools of an instance).
-
-    Returns:
-        float64 ``[n_models]``: 0 for the weakest model, 1 for the strongest (ties broken by model id); models
-        without a valid response get the quantile 0.5.
-
-    Example:
-        >>> pool = ResponsePool(np.zeros((1, 3, 1), np.float32), np.zeros((1, 3), np.float32),
-        ...     np.array([[2.0, 0.0, 1.0]], np.float32), np.array([[0, 1, 2]]), np.ones((1, 3), bool),
-        ...     ["a", "b", "c"], ["p"])
-        >>> model_skill_quantiles(pool).tolist()
-        [1.0, 0.0, 0.5]
-    """
-    n_models = max(pool.n_models for pool in pools)
-    total = np.zeros(n_models)
-    count = np.zeros(n_models)
-    for pool in pools:
-        ids = pool.model_ids[pool.valid]
-        total += np.bincount(ids, weights=pool.true_quality[pool.valid].astype(np.float64), minlength=n_models)
-        count += np.bincount(ids, minlength=n_models)
-    present = count > 0
-    quantile = np.full(n_models, 0.5)
-    if present.sum() > 1:
-        mean = total[present] / count[present]
-        rank = np.argsort(np.argsort(mean, kind="stable"), kind="stable")
-        quantile[present] = rank / (present.sum() - 1)
-    return quantile
-
-
 def _feature_scale(pool: ResponsePool) -> float:
     """Root-mean-square norm of a valid response's feature minus its prompt's mean (valid) feature.
 
@@ -537,57 +483,3 @@ def _sgd_logistic(
                 gain = gain * weight[rows]
             theta += lr * beta * (gain @ batch) / len(batch)
     return theta
-
-
-def _sample_among(candidates: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """Per row, ``count`` indices drawn uniformly without replacement from the True entries of ``candidates``
-    (cycling, i.e. repeating, when a row has fewer than ``count``); rows with none give index 0."""
-    keys = np.where(candidates, rng.random(candidates.shape), np.inf)
-    order = np.argsort(keys, axis=1, kind="stable")
-    n_candidates = np.maximum(candidates.sum(axis=1), 1)
-    columns = np.arange(count)[None, :] % n_candidates[:, None]
-    return np.take_along_axis(order, columns, axis=1)
-
-
-def _build_benchmark(
-    pool: ResponsePool, skill_quantile: np.ndarray, cfg: DownstreamConfig, rng: np.random.Generator
-) -> _Benchmark:
-    """Draw the RewardBench-2-style items of every eval prompt (vectorized over prompts)."""
-    valid = pool.valid
-    quality = np.where(valid, pool.true_quality, -np.inf).astype(np.float64)
-    n_valid = valid.sum(axis=1)
-    by_quality = np.argsort(-quality, axis=1, kind="stable")  # best first, padded last
-    rank = np.argsort(by_quality, axis=1, kind="stable")
-    rows = np.arange(pool.n_prompts)
-    items, included = {}, {}
-
-    # (a) focus: chosen among the top fraction, rejected among the bottom fraction and strictly worse.
-    n_top = np.maximum(np.ceil(cfg.focus_top_fraction * n_valid), 1)
-    chosen = _sample_among(valid & (rank < n_top[:, None]), 1, rng)[:, 0]
-    n_bottom = np.maximum(np.ceil(cfg.focus_bottom_fraction * n_valid), 1)
-    worse = valid & (rank >= (n_valid - n_bottom)[:, None]) & (quality < quality[rows, chosen][:, None])
-    items["focus"] = np.concatenate([chosen[:, None], _sample_among(worse, N_REJECTED, rng)], axis=1)
-    included["focus"] = worse.any(axis=1)
-
-    # (b) precise: the best against the next best that are strictly worse.
-    best = by_quality[:, 0]
-    below = valid & (quality < quality[rows, best][:, None])
-    next_best = np.argsort(np.where(below, -quality, np.inf), axis=1, kind="stable")
-    n_below = np.maximum(below.sum(axis=1), 1)
-    columns = np.arange(N_REJECTED)[None, :] % n_below[:, None]
-    items["precise"] = np.concatenate([best[:, None], np.take_along_axis(next_best, columns, axis=1)], axis=1)
-    included["precise"] = below.any(axis=1)
-
-    # (c) same-skill: a random window of 1 + N_REJECTED responses adjacent in model skill; chosen = truly best.
-    window = 1 + N_REJECTED
-    skill = np.where(valid, skill_quantile[pool.model_ids], np.inf)
-    by_skill = np.argsort(skill, axis=1, kind="stable")
-    start = np.floor(rng.random(pool.n_prompts) * np.maximum(n_valid - window + 1, 1)).astype(np.int64)
-    group = np.take_along_axis(by_skill, np.minimum(start[:, None] + np.arange(window), pool.n_responses - 1), axis=1)
-    group_quality = np.take_along_axis(quality, group, axis=1)
-    order = np.argsort(-group_quality, axis=1, kind="stable")
-    group = np.take_along_axis(group, order, axis=1)
-    sorted_quality = np.take_along_axis(group_quality, order, axis=1)
-    items["same_skill"] = group
-    included["same_skill"] = (n_valid >= window) & (sorted_quality[:, 0] > sorted_quality[:, 1])
-    return _Benchmark(items=items, included=included)

@@ -24,7 +24,7 @@ _PREDICT_CHUNK = 16384
 
 @dataclass(frozen=True)
 class RewardModelConfig:
-    """Hyperparameters of the ensemble reward model and its per-round training (SPEC §7).
+    """Hyperparameters of the ensemble reward model and its per-round training (docs/design.md §5).
 
     Args:
         n_heads: ensemble size ``H``.

@@ -1,6 +1,6 @@
 """The embedded synthetic response pool: a seeded generative model of prompts, LLM responses, judge scores and features.
 
-The model reproduces the mechanisms ActiveUltraFeedback's results depend on (SPEC §5.2):
+The model reproduces the mechanisms ActiveUltraFeedback's results depend on (docs/design.md §3.2):
 
 1. *Judge differs from truth*: judge scores add noise and a verbosity bias to true quality, so close pairs are often
    mislabelled while large-gap pairs are labelled right.
@@ -26,7 +26,7 @@ _CHUNK_PROMPTS = 8192
 
 @dataclass(frozen=True)
 class SyntheticPoolConfig:
-    """Every constant of the synthetic generative model (SPEC §5.1).
+    """Every constant of the synthetic generative model (docs/design.md §3.1).
 
     Models come in ``n_families`` families of ``family_size`` sizes; model id ``m = family * family_size + size``,
     named ``fam{family}-{size name}`` (sizes ``xs, s, m, l, xl``). Model skill ``a_m`` is spread evenly over
@@ -47,25 +47,14 @@ class SyntheticPoolConfig:
 
     All randomness comes from one generator seeded with ``seed`` (or the one passed to :func:`make_synthetic_pool`).
 
-    Calibration (SPEC §5.3): the per-model mean judge score runs from about 1.6 to 4.7 (tests check it). Against
-    AUF's table, with the evaluator's defaults (:class:`~activeuf_env.core.downstream.DownstreamConfig`), the Spearman
-    correlation of the 9 AUF methods' final ``dpo_score`` / ``rm_score`` with the paper's DPO / RM columns on
-    ``ActiveUF/Synthetic-v0`` (1024 train prompts, 16 rounds of 64) is **0.97 / 0.82** over seeds 0-4 and
-    **0.97 / 0.82** over seeds 5-9 (targets 0.8 / 0.6), measured with
-    ``.venv/bin/python baselines/reproduce_paper_table.py --seeds 5 [--first-seed 5]``. Changed from the prototype:
+    Calibration against AUF's method ranking (mechanism-level constants only; history, measured effects and the
+    command that measures them: see docs/calibration.md):
 
-    - ``style_weight`` 1.0 -> 0.3. With strong family styles the ensemble's early guesses latched onto a family
-      ("family 4 is good, family 0 is bad") and the predicted-gap methods (``drts``, ``deltaucb``) kept pairing
-      those families' extremes: their pairs had 98% right labels and large true gaps, yet the reward model trained
-      on them learned family identity (a winner's curse: the pairs are chosen where the ensemble's own errors are
-      largest). Weaker styles break the lock-in while identity stays learnable through ``capability_weight``
-      (with the final evaluator, RM Spearman 0.75 at style 1.0, seeds 0-2, against 0.82 at 0.3, seeds 0-4).
-    - The rest of the calibration is in the evaluator (soft benchmark accuracy ``rm_temperature = 1.5``,
-      reference-support weighting of DPO pairs ``dpo_support_width = 0.22``, ``dpo_lr = 10``); the other
-      constants are the prototype's. On two other pool draws (``seed=1``, ``seed=2``, 3 and 2 episode seeds) the
-      correlations are 0.75 / 0.63 and 0.95 / 0.62. Remaining gaps: ``maxmin`` tops our RM column (AUF: second),
-      ``infomax``'s RM is below ``random``'s (AUF: above), and ``delta_model``'s RM, although last, is close to
-      ``maxminlcb``'s (AUF: far below everything).
+    - ``style_weight = 0.3``: how visible a family's style is in the features; weak enough that the ensemble does
+      not lock onto families early, while model identity stays learnable through ``capability_weight``.
+    - ``skill_low``, ``skill_high``: the skill range; per-model mean judge scores run from about 1.6 to 4.7, as in
+      AUF's response pool (tests check it).
+    - The rest of the calibration is in the evaluator (:class:`~activeuf_env.core.downstream.DownstreamConfig`).
 
     Example:
         >>> SyntheticPoolConfig(n_prompts=8).n_models

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import pickle
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, SupportsFloat
 
@@ -15,14 +14,13 @@ from gymnasium import spaces
 
 from activeuf_env._io import atomic_write_bytes
 from activeuf_env._validation import check_bool, check_choice, check_int
-from activeuf_env.core.downstream import DownstreamConfig, DownstreamEvaluator, DownstreamScores
-from activeuf_env.core.judges import Judge, make_judge
+from activeuf_env.core.downstream import DownstreamConfig, DownstreamScores
 from activeuf_env.core.pool import ResponsePool
 from activeuf_env.core.reward_model import EnsembleRewardModel, ReplayBuffer, RewardModelConfig, anchor_weight_at
 from activeuf_env.data.export import ExportFormat, export_pairs
 from activeuf_env.envs.actions import validate_pairs
 from activeuf_env.envs.episode import STATE_VERSION, Episode, RoundRecord
-from activeuf_env.envs.instances import InstanceSpec, as_instance_list, instance_shapes, load_instance_pool
+from activeuf_env.envs.instances import InstanceSpec, LoadedInstance, as_instance_list, instance_shapes, load_instance
 from activeuf_env.envs.render import render_prompt_table
 
 if TYPE_CHECKING:
@@ -37,16 +35,6 @@ REWARD_METRICS: dict[str, str | None] = {"score": "score", "dpo": "dpo_score", "
 """The ``reward=`` choices and the downstream score each one rewards the change of."""
 
 _SCORE_KEYS = ("rm_score", "dpo_score", "score", "rm_focus", "rm_precise", "rm_same_skill")
-
-
-@dataclass
-class _Instance:
-    """The loaded pools of one instance, cached between episodes (and dropped when the env is pickled)."""
-
-    train: ResponsePool
-    eval: ResponsePool
-    judge: Judge
-    evaluator: DownstreamEvaluator
 
 
 class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
@@ -115,16 +103,10 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ## Instances and real data
 
     ``ActiveUF/Synthetic-v0`` and ``ActiveUF/SyntheticPaperScale-v0`` draw a synthetic pool
-    (:class:`~activeuf_env.core.synthetic.SyntheticPoolConfig`). ``ActiveUF/Replay-v0`` replays any real dataset
-    (:func:`make_replay_env`: ``data_path=`` an AUF ``PromptWithCompletions`` dataset, a shared multi-model JSONL
-    file or a saved pool; ``features_path=`` precomputed embeddings or an encoder). ``ActiveUF/AlpacaEval-v0``
-    (:func:`make_alpaca_eval_env`) is the shared AlpacaEval multi-model data: 805 prompts, ``K = 57`` slots (one
-    per model, ``valid == 0`` where a model has no response), ``D = 768`` features from the shipped
-    all-MiniLM-L6-v2 embeddings, 640 train prompts in 10 rounds of 64 and 165 held out. On real data the judge
-    scores are the dataset's (AlpacaEval's win probabilities against its reference as clipped log-odds,
-    :func:`~activeuf_env.data.rows.transform_scores`) and ``true_quality`` equals them, so the downstream scores
-    measure agreement with that judge. A missing dataset raises ``FileNotFoundError`` at ``gymnasium.make``,
-    naming the expected path.
+    (:class:`~activeuf_env.core.synthetic.SyntheticPoolConfig`); ``ActiveUF/Replay-v0`` and
+    ``ActiveUF/AlpacaEval-v0`` read real data (:mod:`activeuf_env.envs.real_data`), where the judge scores are the
+    dataset's and ``true_quality`` equals them, so the downstream scores measure agreement with that judge. A
+    missing dataset raises ``FileNotFoundError`` at ``gymnasium.make``, naming the expected path.
 
     ``env.unwrapped.collected_dataset(format="dataset" | "jsonl" | "records", path=None)`` exports the pairs
     collected so far in the AUF / UltraFeedback binarized layout (``prompt_id``, ``prompt``, ``chosen``,
@@ -208,7 +190,7 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.downstream_config = downstream or DownstreamConfig()
         self.device = device
         self.render_mode = check_choice("render_mode", render_mode, (*self.metadata["render_modes"], None))
-        self._cache: dict[int, _Instance] = {}
+        self._cache: dict[int, LoadedInstance] = {}
 
         n_responses, feature_dim, n_models = instance_shapes(specs)
         self.n_responses, self.feature_dim, self.n_models = n_responses, feature_dim, n_models
@@ -239,14 +221,12 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             entries["judge_scores"] = box((b, k))
         return spaces.Dict(entries)
 
-    def _instance(self, index: int) -> _Instance:
+    def _instance(self, index: int) -> LoadedInstance:
         if index not in self._cache:
-            pool = load_instance_pool(self.instance_specs[index])
-            train, held_out = pool.split(self.eval_size, np.random.default_rng([self.split_seed, index]))
-            judge = make_judge(train.judge_scores, self.judge_name, self.judge_noise, **self.judge_kwargs)
-            seed = int(np.random.SeedSequence([self.split_seed, index]).generate_state(1)[0])
-            evaluator = DownstreamEvaluator(train, held_out, seed=seed, config=self.downstream_config)
-            self._cache[index] = _Instance(train=train, eval=held_out, judge=judge, evaluator=evaluator)
+            judge = (self.judge_name, self.judge_noise, self.judge_kwargs)
+            self._cache[index] = load_instance(
+                self.instance_specs[index], index, self.eval_size, self.split_seed, judge, self.downstream_config
+            )
         return self._cache[index]
 
     @property
@@ -364,7 +344,9 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         ep.last = record
         return _copy_obs(ep.observation), reward, terminated, False, self._info(record)
 
-    def _label_and_store(self, ep: Episode, inst: _Instance, prompts: np.ndarray, pairs: np.ndarray) -> RoundRecord:
+    def _label_and_store(
+        self, ep: Episode, inst: LoadedInstance, prompts: np.ndarray, pairs: np.ndarray
+    ) -> RoundRecord:
         counts, train = ep.counts, inst.train
         wanted = np.flatnonzero((prompts >= 0) & (pairs[:, 0] != pairs[:, 1]))
         n_offered = int((prompts >= 0).sum())

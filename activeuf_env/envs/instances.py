@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+
+from activeuf_env.core.downstream import DownstreamConfig, DownstreamEvaluator
+from activeuf_env.core.judges import Judge, make_judge
 from activeuf_env.core.pool import ResponsePool
 from activeuf_env.core.synthetic import SyntheticPoolConfig, make_synthetic_pool
 
-__all__ = ["InstanceSpec", "as_instance_list", "instance_shapes", "load_instance_pool"]
+__all__ = [
+    "InstanceSpec",
+    "LoadedInstance",
+    "as_instance_list",
+    "instance_shapes",
+    "load_instance",
+    "load_instance_pool",
+]
 
 InstanceSpec = ResponsePool | SyntheticPoolConfig | Callable[[], ResponsePool]
 """An instance's pool: a pool, a synthetic config (drawn lazily), or a picklable zero-argument pool factory."""
@@ -61,3 +74,42 @@ def load_instance_pool(spec: InstanceSpec) -> ResponsePool:
     if isinstance(spec, SyntheticPoolConfig):
         return _synthetic_pool(spec)
     return spec()
+
+
+@dataclass
+class LoadedInstance:
+    """The loaded pools of one instance, cached between episodes (and dropped when the env is pickled)."""
+
+    train: ResponsePool
+    eval: ResponsePool
+    judge: Judge
+    evaluator: DownstreamEvaluator
+
+
+def load_instance(
+    spec: InstanceSpec,
+    index: int,
+    eval_size: float | int,
+    split_seed: int,
+    judge: tuple[str, dict[str, float] | None, Mapping[str, Any]],
+    downstream: DownstreamConfig,
+) -> LoadedInstance:
+    """Load instance ``index``: split its pool by prompt, build its judge and its downstream evaluator.
+
+    The split and the evaluator's seed depend only on ``(split_seed, index)``, never on an episode's seed, so every
+    episode of an instance is scored against the same held-out prompts.
+
+    Args:
+        spec: the instance's pool spec.
+        index: the instance's index in the env's list.
+        eval_size: held-out prompts, a fraction or a count.
+        split_seed: seed of the split and of the evaluator.
+        judge: ``(name, noise, kwargs)`` of :func:`~activeuf_env.core.judges.make_judge`.
+        downstream: the evaluator's config.
+    """
+    train, held_out = load_instance_pool(spec).split(eval_size, np.random.default_rng([split_seed, index]))
+    name, noise, kwargs = judge
+    labeler = make_judge(train.judge_scores, name, noise, **kwargs)
+    seed = int(np.random.SeedSequence([split_seed, index]).generate_state(1)[0])
+    evaluator = DownstreamEvaluator(train, held_out, seed=seed, config=downstream)
+    return LoadedInstance(train=train, eval=held_out, judge=labeler, evaluator=evaluator)
