@@ -2,16 +2,14 @@
 
 ``activeuf bench`` runs every (agent, seed) episode of an environment in worker processes and writes the tidy
 table, ``summary.md``, PNG plots, ``config.json`` and one W&B run per episode (offline unless W&B is configured) into
-``--out`` (see :func:`activeuf_env.runner.benchmark.run_benchmark`). ``activeuf demo`` is the README's main job: every
+``--out`` (see :func:`activeuf_env.runner.run_benchmark`). ``activeuf demo`` is the README's main job: every
 registered agent and baseline on ``ActiveUF/Synthetic-v0``, 3 seeds, 2 workers, W&B offline, into ``runs/demo``.
-``activeuf episode`` prints one episode round by round. ``activeuf features`` encodes a dataset's prompts and
-responses into the embedding cache (with a progress bar), so later reads of that dataset skip the encoder.
+``activeuf episode`` prints one episode round by round (the runner's episode loop,
+:func:`activeuf_env.runner.play_episode`). ``activeuf features`` encodes a dataset's prompts and responses into the
+embedding cache (with a progress bar), so later reads of that dataset skip the encoder.
 
 Sub-commands are registered in :data:`COMMANDS` (name -> function that adds its parser and sets ``handler``), so a
 new one is one function and one entry.
-
-Change logs:
-    * v0.1.0 - Initially added.
 """
 
 from __future__ import annotations
@@ -25,7 +23,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-import gymnasium as gym
+from activeuf_env._validation import check_int
+from activeuf_env.tracking.recorder import DEFAULT_PROJECT, WANDB_MODES
 
 __all__ = ["COMMANDS", "build_parser", "main", "parse_env_kwargs", "parse_seeds", "run_episode_table"]
 
@@ -46,13 +45,11 @@ def parse_seeds(text: str) -> list[int]:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise ValueError(f"--seeds must be a count or a comma-separated list of integers, got {text!r}") from None
-    if not values or any(value < 0 for value in values):
-        raise ValueError(f"--seeds must be a positive count or non-negative seeds, got {text!r}")
+    if not values:
+        raise ValueError(f"--seeds must be a count or a comma-separated list of integers, got {text!r}")
     if "," not in text:
-        if values[0] < 1:
-            raise ValueError(f"--seeds must be a positive count or non-negative seeds, got {text!r}")
-        return list(range(values[0]))
-    return values
+        return list(range(check_int("--seeds", values[0], low=1)))  # type: ignore[arg-type]
+    return [check_int("--seeds", value, low=0) for value in values]  # type: ignore[misc]
 
 
 def parse_env_kwargs(text: str | None) -> dict[str, Any]:
@@ -101,14 +98,15 @@ def run_episode_table(
     seed: int,
     env_kwargs: dict[str, Any] | None = None,
     out: TextIO | None = None,
-) -> dict[str, float | int]:
+) -> dict[str, Any]:
     """Run one seeded episode of ``env_id`` with ``agent_name`` and print one row per round; return the last info.
 
     Args:
         env_id: a registered environment id.
         agent_name: a name of ``agents.registered_names()``.
         seed: seed of the env and the agent.
-        env_kwargs: overrides of the env's registered kwargs (the agent's own ``env_kwargs()`` are added).
+        env_kwargs: overrides of the env's registered kwargs (merged with the agent's own ``env_kwargs()`` by
+            :func:`activeuf_env.runner.merge_env_kwargs`: a contradiction is an error).
         out: where to print (default: ``sys.stdout``).
 
     Returns:
@@ -117,30 +115,32 @@ def run_episode_table(
     out = sys.stdout if out is None else out
     import activeuf_env  # noqa: F401  (registers the ids)
     import agents  # the library does not depend on agents; only the command does
+    from activeuf_env.runner.episode import make_env, play_episode
 
     agent = agents.make(agent_name)
-    env = gym.make(env_id, **{**(env_kwargs or {}), **agent.env_kwargs()})
-    agent.reset(seed=seed)
-    obs, info = env.reset(seed=seed)
-    print(f"{env_id}, agent {agent_name}, seed {seed}", file=out)
-    print(
-        f"{'round':>5} {'labels':>6} {'judge calls':>11} {'pair gap':>8} {'label acc':>9} {'score':>6} {'regret':>6} "
-        f"{'s':>5}",
-        file=out,
-    )
-    start = time.perf_counter()
-    terminated = truncated = False
-    while not (terminated or truncated):
-        tick = time.perf_counter()
-        obs, _, terminated, truncated, info = env.step(agent.select(obs))
-        print(
-            f"{info['round']:>5} {info['labels']:>6} {info['judge_calls']:>11} {info['pair_gap']:>8.3f} "
-            f"{info['label_accuracy']:>9.3f} {info.get('score', float('nan')):>6.3f} "
-            f"{info.get('regret', float('nan')):>6.3f} {time.perf_counter() - tick:>5.2f}",
-            file=out,
-        )
+    env = make_env(env_id, agent, env_kwargs)
+    start = tick = time.perf_counter()
+    try:
+        for step in play_episode(env, agent, check_int("seed", seed, low=0)):  # type: ignore[arg-type]
+            info = step.info
+            if step.index == 0:
+                print(f"{env_id}, agent {agent_name}, seed {seed}", file=out)
+                print(
+                    f"{'round':>5} {'labels':>6} {'judge calls':>11} {'pair gap':>8} {'label acc':>9} {'score':>6} "
+                    f"{'regret':>6} {'s':>5}",
+                    file=out,
+                )
+            else:
+                print(
+                    f"{info['round']:>5} {info['labels']:>6} {info['judge_calls']:>11} {info['pair_gap']:>8.3f} "
+                    f"{info['label_accuracy']:>9.3f} {info.get('score', float('nan')):>6.3f} "
+                    f"{info.get('regret', float('nan')):>6.3f} {time.perf_counter() - tick:>5.2f}",
+                    file=out,
+                )
+            tick = time.perf_counter()
+    finally:
+        env.close()
     print(f"episode done in {time.perf_counter() - start:.1f} s", file=out)
-    env.close()
     return info
 
 
@@ -256,10 +256,10 @@ def _add_features(commands: Any) -> None:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
+    try:
+        return check_int("the value", int(text), low=1)  # type: ignore[return-value]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from exc
 
 
 def _add_common(parser: argparse.ArgumentParser, out: str, seeds: str, workers: int) -> None:
@@ -278,10 +278,10 @@ def _add_bench(commands: Any) -> None:
     parser.add_argument("--eval-every", type=_positive_int, default=None, help="downstream evaluation every N rounds")
     parser.add_argument("--env-kwargs", default=None, help="JSON env overrides, e.g. '{\"batch_size\": 16}'")
     parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
-    parser.add_argument("--wandb-project", default="activeuf-env", help="W&B project")
+    parser.add_argument("--wandb-project", default=DEFAULT_PROJECT, help="W&B project")
     parser.add_argument("--wandb-dir", default=None, help="where W&B writes its wandb/ folder (default: --out)")
     parser.add_argument(
-        "--wandb-mode", choices=("online", "offline", "disabled"), default=None, help="default: offline without a key"
+        "--wandb-mode", choices=[m for m in WANDB_MODES if m], default=None, help="default: offline without a key"
     )
     parser.set_defaults(handler=_bench)
 

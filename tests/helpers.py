@@ -30,14 +30,10 @@ def random_pairs(obs: dict[str, np.ndarray], rng: np.random.Generator) -> np.nda
 
 def run_episode(env: Any, seed: int, policy_seed: int = 0) -> list[tuple[Any, ...]]:
     """Run one episode with :func:`random_pairs`; return every (obs, reward, terminated, truncated, info)."""
+    from activeuf_env.runner.episode import play_episode
+
     rng = np.random.default_rng(policy_seed)
-    obs, info = env.reset(seed=seed)
-    trajectory: list[tuple[Any, ...]] = [(obs, 0.0, False, False, info)]
-    terminated = truncated = False
-    while not (terminated or truncated):
-        obs, reward, terminated, truncated, info = env.step(random_pairs(obs, rng))
-        trajectory.append((obs, reward, terminated, truncated, info))
-    return trajectory
+    return [step.as_tuple() for step in play_episode(env, lambda obs: random_pairs(obs, rng), seed)]
 
 
 MODELS = ["alpha-7b", "beta-13b", "gamma-2b", "delta-70b", "epsilon-1b", "zeta-8b"]

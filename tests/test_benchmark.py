@@ -1,29 +1,72 @@
-"""The benchmark runner: per-round records, determinism across worker counts, failures that do not stop a run."""
+"""The benchmark runner: the episode loop, per-round records, determinism across worker counts, failures that do
+not stop a run, and a package that imports cheaply and without cycles."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import TINY_ENV_KWARGS
+from helpers import TINY_ENV_KWARGS, random_pairs
 
-from activeuf_env.runner.benchmark import (
+import agents
+from activeuf_env.runner import (
     ARTEFACTS,
     RESULT_COLUMNS,
     format_summary,
+    merge_env_kwargs,
+    play_episode,
     run_benchmark,
     run_episode,
     summarize_results,
 )
 from activeuf_env.runner.metrics import cumulative_regret
-from activeuf_env.tracking.recorder import WandbWarning
+from activeuf_env.tracking import WandbWarning
 
 ENV_ID = "ActiveUF/Synthetic-v0"
 SMALL = TINY_ENV_KWARGS
+
+
+def test_play_episode_takes_an_agent_or_a_plain_policy() -> None:
+    env = gym.make(ENV_ID, **SMALL, eval_every=None)
+    steps = list(play_episode(env, agents.make("random"), seed=2))
+    assert [step.index for step in steps] == [0, 1, 2, 3]
+    assert [step.info["labels"] for step in steps] == [0, 20, 40, 60]
+    assert [step.done for step in steps] == [False, False, False, True] and steps[0].reward == 0.0
+    again = list(play_episode(env, agents.make("random"), seed=2))  # the agent is reset with the seed too
+    assert [step.info["pair_gap"] for step in again[1:]] == [step.info["pair_gap"] for step in steps[1:]]
+
+    rng = np.random.default_rng(0)
+    seen: list[int] = []
+
+    def policy(obs: dict[str, np.ndarray]) -> np.ndarray:
+        seen.append(int(obs["prompt_valid"].sum()))
+        return random_pairs(obs, rng)
+
+    trajectory = [step.as_tuple() for step in play_episode(env, policy, seed=2)]
+    assert len(trajectory) == 4 and seen == [20, 20, 20] and trajectory[-1][2] is True
+    first = next(iter(play_episode(env, policy, seed=5)))  # leaving the loop early is allowed
+    assert first.index == 0 and len(seen) == 3
+    with pytest.raises(TypeError, match="policy must be an agent with select"):
+        play_episode(env, 42, seed=0)  # type: ignore[arg-type]
+    env.close()
+
+
+def test_merge_env_kwargs_accepts_equal_values_and_names_a_conflict() -> None:
+    maxmin = agents.make("maxmin")  # needs expose_judge_scores=True and judge_calls_per_pair="all"
+    assert merge_env_kwargs(agents.make("random"), None) == {}
+    merged = merge_env_kwargs(maxmin, {**SMALL, "expose_judge_scores": True})
+    assert merged == {**SMALL, **maxmin.env_kwargs()}
+    with pytest.raises(ValueError, match=r"agent 'maxmin' .* judge_calls_per_pair='all', .* judge_calls_per_pair=2$"):
+        merge_env_kwargs(maxmin, {"judge_calls_per_pair": 2})
+    with pytest.raises(TypeError, match="env_kwargs must be a mapping or None, got list"):
+        merge_env_kwargs(maxmin, [("batch_size", 8)])  # type: ignore[arg-type]
 
 
 def test_run_episode_returns_one_record_per_round_from_the_reset() -> None:
@@ -109,10 +152,18 @@ def test_run_benchmark_validates_its_arguments(tmp_path: Path) -> None:
         run_benchmark("ActiveUF/Nope-v0", ["random"], 1, tmp_path)
     with pytest.raises(ValueError, match=r"seeds must be distinct, got \[1, 1\]"):
         run_benchmark(ENV_ID, ["random"], [1, 1], tmp_path)
-    with pytest.raises(ValueError, match="seeds must be a positive count"):
+    with pytest.raises(ValueError, match="seeds must be an integer >= 1, got 0"):
         run_benchmark(ENV_ID, ["random"], 0, tmp_path)
-    with pytest.raises(ValueError, match="workers must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"seeds\[1\] must be an integer >= 0, got -1"):
+        run_benchmark(ENV_ID, ["random"], [0, -1], tmp_path)
+    with pytest.raises(ValueError, match="workers must be an integer >= 1, got 0"):
         run_benchmark(ENV_ID, ["random"], 1, tmp_path, workers=0)
+    with pytest.raises(ValueError, match="torch_threads must be an integer >= 1 or None, got 0"):
+        run_benchmark(ENV_ID, ["random"], 1, tmp_path, torch_threads=0)
+    with pytest.raises(ValueError, match="wandb_mode must be 'online', 'offline', 'disabled' or None, got 'cloud'"):
+        run_benchmark(ENV_ID, ["random"], 1, tmp_path, wandb_mode="cloud")
+    with pytest.raises(ValueError, match=r"needs the env built with expose_judge_scores=True, .*=False"):
+        run_benchmark(ENV_ID, ["maxmin"], 1, tmp_path, env_kwargs={"expose_judge_scores": False})
     with pytest.raises(ValueError, match=r"agent_kwargs names agents that are not run: \['dts'\]"):
         run_benchmark(ENV_ID, ["random"], 1, tmp_path, agent_kwargs={"dts": {}})
     (tmp_path / "results.csv").write_text("agent\n")
@@ -164,3 +215,22 @@ def test_summary_labels_to_match_uses_the_mean_curve_and_random_full_budget_scor
 def test_summary_is_deterministic() -> None:
     table = _table({"random": [[0.0, 0.3], [0.0, 0.2], [0.0, 0.4]]})
     pd.testing.assert_frame_equal(summarize_results(table), summarize_results(table))
+
+
+def test_summary_and_plots_share_one_bootstrap_setting() -> None:
+    from activeuf_env.runner.plots import curve_stats
+
+    table = _table({"random": [[0.0, 0.3], [0.0, 0.2], [0.0, 0.4], [0.0, 0.1]]})
+    summary = summarize_results(table).set_index("agent")
+    _, mean, low, high = curve_stats(table, "score")["random"]
+    assert (mean[-1], low[-1], high[-1]) == tuple(summary.loc["random", ["score", "score_low", "score_high"]])
+
+
+def test_the_runner_imports_cheaply_and_without_cycles() -> None:
+    code = (
+        "import sys, activeuf_env.tracking.offline, activeuf_env.runner.plots, activeuf_env.runner, "
+        "activeuf_env.tracking, activeuf_env.cli; "
+        "print(sorted(m for m in ('pandas', 'matplotlib', 'wandb') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

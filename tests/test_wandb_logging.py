@@ -14,7 +14,8 @@ from helpers import TINY_ENV_KWARGS
 
 import activeuf_env  # noqa: F401 - registers the ActiveUF ids
 import agents
-from activeuf_env.tracking.recorder import (
+from activeuf_env.runner import play_episode
+from activeuf_env.tracking import (
     WandbRecorder,
     WandbWarning,
     describe_env,
@@ -69,16 +70,7 @@ def fake_wandb(fail_init: bool = False, fail_log: bool = False) -> tuple[types.M
 
 
 def play(env: gymnasium.Env[Any, Any], agent_name: str = "random", seed: int = 0) -> list[dict[str, Any]]:
-    agent = agents.make(agent_name)
-    obs, info = env.reset(seed=seed)
-    agent.reset(seed=seed)
-    infos = [info]
-    done = False
-    while not done:
-        obs, _, terminated, truncated, info = env.step(agent.select(obs))
-        infos.append(info)
-        done = terminated or truncated
-    return infos
+    return [step.info for step in play_episode(env, agents.make(agent_name), seed)]
 
 
 def test_recorder_logs_against_labels_with_env_and_agent_config(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -165,8 +157,10 @@ def test_recorder_validates_its_arguments() -> None:
     env = gymnasium.make(ENV_ID, **SMALL)
     with pytest.raises(ValueError, match="mode must be 'online', 'offline', 'disabled' or None, got 'cloud'"):
         WandbRecorder(env, mode="cloud")
-    with pytest.raises(ValueError, match="config must be a mapping or None, got list"):
+    with pytest.raises(TypeError, match="config must be a mapping or None, got list"):
         WandbRecorder(env, config=[1])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="mode must be 'online', 'offline', 'disabled' or None, got 'cloud'"):
+        resolve_wandb_mode("cloud")
 
 
 def test_resolve_wandb_mode(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -1,30 +1,47 @@
-"""Benchmark metrics: regret, cumulative regret, labels-to-match, fractions of the budget, bootstrap CIs (SPEC §10.3).
+"""Benchmark metrics: regret, cumulative regret, labels-to-match, fractions of the budget, bootstrap CIs.
 
-All functions are pure and vectorized; the only randomness (:func:`bootstrap_ci`) comes from the generator passed in.
-
-Change logs:
-    * v0.1.0 - Initially added.
+Regret is ``S* − score``, the gap between the downstream score of the pairs collected so far and the score of the
+evaluator trained on oracle pairs; cumulative regret weights each round's regret by the labels spent in that round,
+so an agent that gets good early is rewarded for it. All functions are pure and vectorized; the only randomness
+(:func:`bootstrap_ci`) comes from the generator passed in. :func:`mean_ci` is the one bootstrap setting of the
+package (:data:`BOOTSTRAP_RESAMPLES` resamples from a generator seeded with :data:`BOOTSTRAP_SEED`), used by both
+the summary and the plots, so ``summary.md`` and ``final_scores.png`` show the same intervals for the same table.
 """
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from activeuf_env._validation import check_int, check_number
+
 __all__ = [
+    "BOOTSTRAP_RESAMPLES",
+    "BOOTSTRAP_SEED",
     "NEVER",
+    "REFERENCE_AGENT",
     "bootstrap_ci",
     "compute_regret",
     "cumulative_regret",
+    "episode_cumulative_regret",
     "format_fraction",
     "labels_to_match",
+    "mean_ci",
 ]
 
 NEVER = -1
 """What :func:`labels_to_match` returns when a curve never reaches its target (an int, never None or NaN)."""
+
+REFERENCE_AGENT = "random"
+"""The agent whose full-budget mean score is the labels-to-match target (and that the plots draw in black)."""
+
+BOOTSTRAP_RESAMPLES = 10_000
+"""Bootstrap resamples of every confidence interval the benchmark reports (summary and plots alike)."""
+
+BOOTSTRAP_SEED = 0
+"""Seed of the bootstrap's generator: the same table always gives the same intervals."""
 
 _BOOTSTRAP_CHUNK = 2**22  # resampled values held in memory at once
 
@@ -59,14 +76,11 @@ def compute_regret(reference_score: float, scores: ArrayLike) -> np.ndarray:
         >>> float(compute_regret(0.5, 0.125))
         0.375
     """
-    if isinstance(reference_score, bool) or not isinstance(reference_score, (int, float, np.integer, np.floating)):
-        raise ValueError(f"reference_score must be a finite number, got {reference_score!r}")
-    if not math.isfinite(reference_score):
-        raise ValueError(f"reference_score must be a finite number, got {reference_score!r}")
+    reference = check_number("reference_score", reference_score)
     array = np.asarray(scores, dtype=np.float64)
     if not np.isfinite(array).all():
         raise ValueError(f"scores must be finite, got {array[~np.isfinite(array)].ravel()[0]}")
-    return float(reference_score) - array
+    return reference - array
 
 
 def cumulative_regret(regret: ArrayLike, labels_per_round: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -95,6 +109,27 @@ def cumulative_regret(regret: ArrayLike, labels_per_round: ArrayLike) -> tuple[n
     if np.any(spent < 0):
         raise ValueError(f"labels_per_round must be non-negative, got {spent[spent < 0][0]}")
     return np.cumsum(spent), np.cumsum(regret * spent)
+
+
+def episode_cumulative_regret(regret: ArrayLike, labels: ArrayLike) -> np.ndarray:
+    """Cumulative regret along one episode, from the regret and the cumulative labels at each point.
+
+    The labels spent in a round are the increase of ``labels`` (the first point, usually the reset with 0 labels,
+    spends its own count), then :func:`cumulative_regret` sums ``regret × spent``.
+
+    Args:
+        regret: the regret at each point of the episode ``[T]``.
+        labels: the cumulative labels at each point ``[T]`` (non-decreasing).
+
+    Returns:
+        float64 ``[T]``: the cumulative regret at each point.
+
+    Example:
+        >>> episode_cumulative_regret([0.5, 0.5, 0.25, 0.0], [0, 64, 128, 160]).tolist()
+        [0.0, 32.0, 48.0, 48.0]
+    """
+    spent = np.diff(np.asarray(labels), prepend=0)
+    return cumulative_regret(regret, spent)[1]
 
 
 def labels_to_match(labels: ArrayLike, scores: ArrayLike, target: float) -> int:
@@ -126,10 +161,7 @@ def labels_to_match(labels: ArrayLike, scores: ArrayLike, target: float) -> int:
         raise ValueError(
             f"labels must be non-decreasing, got {labels[1:][np.diff(labels) < 0][0]} after a larger value"
         )
-    if isinstance(target, bool) or not isinstance(target, (int, float, np.integer, np.floating)):
-        raise ValueError(f"target must be a finite number, got {target!r}")
-    if not math.isfinite(target):
-        raise ValueError(f"target must be a finite number, got {target!r}")
+    target = check_number("target", target)
     reached = scores >= target
     return int(labels[np.argmax(reached)]) if reached.any() else NEVER
 
@@ -154,16 +186,14 @@ def format_fraction(x: float, max_denominator: int = 12) -> str:
         >>> format_fraction(0.1667), format_fraction(0.5), format_fraction(1.0), format_fraction(0.3)
         ('1/6', '1/2', '1', '3/10')
     """
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)) or not math.isfinite(x):
-        raise ValueError(f"x must be a finite number, got {x!r}")
-    if isinstance(max_denominator, bool) or not isinstance(max_denominator, (int, np.integer)) or max_denominator < 1:
-        raise ValueError(f"max_denominator must be an integer >= 1, got {max_denominator!r}")
-    fraction = Fraction(float(x)).limit_denominator(int(max_denominator))
+    value = check_number("x", x)
+    denominator = check_int("max_denominator", max_denominator, low=1)
+    fraction = Fraction(value).limit_denominator(denominator)
     return str(fraction.numerator) if fraction.denominator == 1 else f"{fraction.numerator}/{fraction.denominator}"
 
 
 def bootstrap_ci(
-    values: ArrayLike, rng: np.random.Generator, n_resamples: int = 10_000, confidence: float = 0.95
+    values: ArrayLike, rng: np.random.Generator, n_resamples: int = BOOTSTRAP_RESAMPLES, confidence: float = 0.95
 ) -> tuple[float, float, float]:
     """Percentile-bootstrap confidence interval of the mean.
 
@@ -190,10 +220,8 @@ def bootstrap_ci(
         raise ValueError("values must hold at least one value, got an empty array")
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise ValueError(f"n_resamples must be an integer >= 1, got {n_resamples!r}")
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.floating)) or not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
+    n_resamples = check_int("n_resamples", n_resamples, low=1)
+    confidence = check_number("confidence", confidence, low=0, high=1, low_open=True, high_open=True)
     n = len(array)
     per_chunk = max(1, _BOOTSTRAP_CHUNK // n)
     means = np.concatenate(
@@ -205,3 +233,16 @@ def bootstrap_ci(
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(means, [alpha, 1.0 - alpha])
     return float(array.mean()), float(low), float(high)
+
+
+def mean_ci(values: ArrayLike) -> tuple[float, float, float]:
+    """The benchmark's confidence interval of a mean: :func:`bootstrap_ci` with the package's one setting.
+
+    :data:`BOOTSTRAP_RESAMPLES` resamples, 95% coverage, a fresh generator seeded with :data:`BOOTSTRAP_SEED` (so the
+    result depends on ``values`` alone).
+
+    Example:
+        >>> mean_ci([1.0, 2.0, 3.0, 4.0]) == mean_ci([1.0, 2.0, 3.0, 4.0])
+        True
+    """
+    return bootstrap_ci(values, np.random.default_rng(BOOTSTRAP_SEED), n_resamples=BOOTSTRAP_RESAMPLES)

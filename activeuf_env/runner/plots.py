@@ -1,15 +1,13 @@
-"""Plots of a benchmark's tidy results table (SPEC §12.1): score and cumulative regret against labels, final scores.
+"""Plots of a benchmark's tidy results table: score and cumulative regret against labels, final scores.
 
 Every function takes the tidy ``pandas.DataFrame`` of :func:`~activeuf_env.runner.benchmark.run_benchmark` (a row
-per agent, seed and round; columns :data:`~activeuf_env.runner.benchmark.RESULT_COLUMNS`) and a path, writes a PNG and returns
-the path. Figures are drawn on matplotlib's Agg canvas directly (no ``pyplot``, no display, and the global backend
-of a notebook or script is left alone). Bands and error bars are percentile-bootstrap 95% CIs of the mean over seeds
-(:func:`~activeuf_env.runner.metrics.bootstrap_ci`, a fixed generator, so the same table gives the same figure).
+per agent, seed and round; columns :data:`~activeuf_env.runner.episode.RESULT_COLUMNS`) and a path, writes a PNG
+(atomically) and returns the path. Figures are drawn on matplotlib's Agg canvas directly (no ``pyplot``, no display,
+and the global backend of a notebook or script is left alone). Bands and error bars are percentile-bootstrap 95% CIs
+of the mean over seeds from :func:`~activeuf_env.runner.metrics.mean_ci`, the same setting as ``summary.md``, so the
+same table gives the same intervals in both.
 
 Needs the ``bench`` extra (pandas, matplotlib): ``pip install activeuf-env[bench]``.
-
-Change logs:
-    * v0.1.0 - Initially added.
 """
 
 from __future__ import annotations
@@ -20,18 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from activeuf_env.runner.metrics import bootstrap_ci
+from activeuf_env._io import atomic_path
+from activeuf_env.runner.extras import require_bench_extra
+from activeuf_env.runner.metrics import REFERENCE_AGENT, episode_cumulative_regret, mean_ci
 
 __all__ = ["curve_stats", "plot_cumulative_regret", "plot_final_scores", "plot_score_curves"]
 
-_REFERENCE_AGENT = "random"
-_N_RESAMPLES = 2000
-_CI_SEED = 0
-
 
 def _new_figure(width: float = 8.0, height: float = 5.0) -> Any:
-    from activeuf_env.runner.benchmark import require_bench_extra
-
     require_bench_extra(["pandas", "matplotlib"])
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -43,8 +37,8 @@ def _new_figure(width: float = 8.0, height: float = 5.0) -> Any:
 
 def _save(figure: Any, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format=path.suffix.lstrip(".") or "png")
     return path
 
 
@@ -63,15 +57,11 @@ def _colors(agents: list[str]) -> dict[str, Any]:
     from matplotlib import colormaps
 
     palette = colormaps["tab20"]
-    others = [agent for agent in agents if agent != _REFERENCE_AGENT]
+    others = [agent for agent in agents if agent != REFERENCE_AGENT]
     hues = [*range(0, 20, 2), *range(1, 20, 2)]  # the 10 strong colours of tab20 first, then their light twins
     colors: dict[str, Any] = {agent: palette(hues[index % 20]) for index, agent in enumerate(others)}
-    colors[_REFERENCE_AGENT] = "black"
+    colors[REFERENCE_AGENT] = "black"
     return colors
-
-
-def _ci(values: np.ndarray) -> tuple[float, float, float]:
-    return bootstrap_ci(values, np.random.default_rng(_CI_SEED), n_resamples=_N_RESAMPLES)
 
 
 def curve_stats(results: Any, metric: str) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
@@ -98,7 +88,7 @@ def curve_stats(results: Any, metric: str) -> dict[str, tuple[np.ndarray, np.nda
         rows = results[results["agent"] == agent]
         by_round = rows.groupby("round", sort=True)
         labels = by_round["labels"].mean().to_numpy(dtype=np.float64)
-        stats = np.array([_ci(group[metric].to_numpy(dtype=np.float64)) for _, group in by_round])
+        stats = np.array([mean_ci(group[metric].to_numpy(dtype=np.float64)) for _, group in by_round])
         curves[str(agent)] = (labels, stats[:, 0], stats[:, 1], stats[:, 2])
     return curves
 
@@ -109,7 +99,7 @@ def _plot_curves(results: Any, path: str | os.PathLike[str], metric: str, ylabel
     axes = figure.add_subplot()
     colors = _colors(list(curves))
     for agent, (labels, mean, low, high) in curves.items():
-        reference = agent == _REFERENCE_AGENT
+        reference = agent == REFERENCE_AGENT
         axes.plot(labels, mean, color=colors[agent], label=agent, linewidth=2.2 if reference else 1.5,
                   linestyle="--" if reference else "-")  # fmt: skip
         axes.fill_between(labels, low, high, color=colors[agent], alpha=0.15, linewidth=0)
@@ -143,10 +133,23 @@ def plot_score_curves(results: Any, path: str | os.PathLike[str], metric: str = 
     return _plot_curves(results, path, metric, metric, f"{metric} vs labels")
 
 
-def plot_cumulative_regret(results: Any, path: str | os.PathLike[str]) -> Path:
-    """Cumulative regret (Σ over rounds of regret × labels spent, SPEC §10.3) against labels, per agent.
+def _with_cumulative_regret(results: Any) -> Any:
+    """A copy of the table (sorted by agent, seed and round) with the ``cumulative_regret`` column added."""
+    _check_columns(results, ("agent", "seed", "round", "labels", "regret"))
+    results = results.sort_values(["agent", "seed", "round"], kind="stable").copy()
+    cumulative = np.empty(len(results), dtype=np.float64)
+    regret, labels = results["regret"].to_numpy(np.float64), results["labels"].to_numpy()
+    for rows in results.groupby(["agent", "seed"], sort=False).indices.values():
+        cumulative[rows] = episode_cumulative_regret(regret[rows], labels[rows])
+    results["cumulative_regret"] = cumulative
+    return results
 
-    Uses the ``cumulative_regret`` column, or computes it from ``regret`` and ``labels`` when absent.
+
+def plot_cumulative_regret(results: Any, path: str | os.PathLike[str]) -> Path:
+    """Cumulative regret (Σ over rounds of regret × labels spent in the round) against labels, per agent.
+
+    Uses the table's ``cumulative_regret`` column; a table without it gets it from ``regret`` and ``labels``, per
+    episode, with :func:`~activeuf_env.runner.metrics.episode_cumulative_regret` (as the benchmark computes it).
 
     Args:
         results: the tidy results table.
@@ -159,10 +162,7 @@ def plot_cumulative_regret(results: Any, path: str | os.PathLike[str]) -> Path:
         ValueError: when the table is empty or lacks a needed column.
     """
     if "cumulative_regret" not in getattr(results, "columns", ()):
-        _check_columns(results, ("agent", "seed", "round", "labels", "regret"))
-        results = results.sort_values(["agent", "seed", "round"], kind="stable").copy()
-        spent = results.groupby(["agent", "seed"], sort=False)["labels"].diff().fillna(results["labels"])
-        results["cumulative_regret"] = (results["regret"] * spent).groupby([results["agent"], results["seed"]]).cumsum()
+        results = _with_cumulative_regret(results)
     return _plot_curves(results, path, "cumulative_regret", "cumulative regret (score × labels)", "cumulative regret")
 
 
@@ -192,7 +192,9 @@ def plot_final_scores(results: Any, path: str | os.PathLike[str]) -> Path:
     for offset, (metric, color) in zip(
         (-width / 2, width / 2), (("rm_score", "tab:blue"), ("dpo_score", "tab:orange")), strict=True
     ):
-        stats = np.array([_ci(finals.loc[finals["agent"] == agent, metric].to_numpy(np.float64)) for agent in order])
+        stats = np.array(
+            [mean_ci(finals.loc[finals["agent"] == agent, metric].to_numpy(np.float64)) for agent in order]
+        )
         errors = np.stack([stats[:, 0] - stats[:, 1], stats[:, 2] - stats[:, 0]])
         axes.bar(positions + offset, stats[:, 0], width, yerr=errors, capsize=3, color=color, label=metric)
     axes.set_xticks(positions, order, rotation=45, ha="right")

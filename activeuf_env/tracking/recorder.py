@@ -1,33 +1,26 @@
-"""Weights & Biases logging of ActiveUF episodes that never stops an episode (SPEC §12.2).
+"""Weights & Biases logging of ActiveUF episodes that never stops an episode.
 
 :class:`WandbRecorder` wraps any ``ActiveUF`` environment, so it works from a user's own loop as well as from
-:func:`activeuf_env.runner.benchmark.run_benchmark`: every ``reset`` starts one W&B run (named ``{agent}-seed{seed}``,
+:func:`activeuf_env.runner.run_benchmark`: every ``reset`` starts one W&B run (named ``{agent}-seed{seed}``,
 grouped by env id, config = every env and agent setting), every step logs the numeric ``info`` entries with
 ``labels`` as the step metric (``wandb.define_metric``), so W&B draws curves against labels spent, and ``regret``
 is summarised by its minimum. The run finishes when the episode ends (or on ``close``).
 
 **Offline unless configured.** :func:`resolve_wandb_mode` keeps an explicit ``mode=`` or ``WANDB_MODE``; otherwise,
 with no ``WANDB_API_KEY`` and no ``~/.netrc`` entry for the W&B host, it picks ``"offline"``: runs are written under
-``dir`` and can be uploaded later with ``wandb sync``, or read back with :func:`read_offline_run`.
+``dir`` and can be uploaded later with ``wandb sync``, or read back with
+:func:`~activeuf_env.tracking.offline.read_offline_run`.
 
 **Failures never stop a run.** Any W&B failure (``wandb`` not importable, ``init``, ``define_metric``, ``log`` or
 ``finish`` raising, an unwritable ``dir``) is reported once as a :class:`WandbWarning`, stored in
 :attr:`WandbRecorder.error`, and the recorder turns itself off; the environment steps on untouched.
-
-Change logs:
-    * v0.1.0 - Initially added.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
-import math
 import netrc
 import os
-import struct
-import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,17 +30,10 @@ from urllib.parse import urlparse
 import gymnasium as gym
 import numpy as np
 
-__all__ = [
-    "DEFAULT_PROJECT",
-    "OfflineRun",
-    "WandbRecorder",
-    "WandbWarning",
-    "describe_agent",
-    "describe_env",
-    "read_offline_run",
-    "resolve_wandb_mode",
-    "to_jsonable",
-]
+from activeuf_env._validation import check_choice, check_type
+from activeuf_env.tracking.serialize import describe_agent, describe_env, to_jsonable
+
+__all__ = ["DEFAULT_PROJECT", "WANDB_MODES", "WandbRecorder", "WandbWarning", "resolve_wandb_mode"]
 
 DEFAULT_PROJECT = "activeuf-env"
 """The W&B project runs go to unless told otherwise."""
@@ -67,105 +53,13 @@ _FAST_SETTINGS: dict[str, Any] = {
     "disable_job_creation": True,
 }
 
-_LEVELDB_HEADER = b":W&B"
-_LEVELDB_BLOCK = 32768
-_LEVELDB_RECORD_HEADER = struct.Struct("<IHB")  # masked crc32c, length, type
-_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+WANDB_MODES: tuple[str | None, ...] = ("online", "offline", "disabled", None)
+"""The values of ``mode``: W&B's three modes, or ``None`` to decide from the environment (see
+:func:`resolve_wandb_mode`)."""
 
 
 class WandbWarning(RuntimeWarning):
     """W&B logging failed and was turned off; the episode or benchmark went on without it."""
-
-
-def to_jsonable(value: Any) -> Any:
-    """Turn settings (dataclasses, numpy scalars and arrays, tuples, paths) into plain JSON-compatible values.
-
-    Dataclasses become dicts with their class name under ``"type"``; anything else unknown becomes its ``repr``.
-
-    Args:
-        value: any value.
-
-    Returns:
-        A value made of dicts, lists, strings, numbers, booleans and ``None`` (non-finite floats become strings).
-
-    Example:
-        >>> from activeuf_env import SyntheticPoolConfig
-        >>> to_jsonable({"pool": SyntheticPoolConfig(n_prompts=200), "sizes": (1, np.int64(2))})["sizes"]
-        [1, 2]
-        >>> to_jsonable(SyntheticPoolConfig())["type"]
-        'SyntheticPoolConfig'
-    """
-    if value is None or isinstance(value, (bool, str, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
-    if isinstance(value, np.generic):
-        return to_jsonable(value.item())
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist()) if value.size <= 64 else f"ndarray{value.shape}"
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {field.name: to_jsonable(getattr(value, field.name)) for field in dataclasses.fields(value)}
-        return {"type": type(value).__name__, **fields}
-    if isinstance(value, Mapping):
-        return {str(key): to_jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(item) for item in value]
-    if isinstance(value, Path):
-        return str(value)
-    return repr(value)
-
-
-def describe_env(env: gym.Env[Any, Any]) -> dict[str, Any]:
-    """Every setting of an environment, as plain JSON values: its id plus all constructor settings.
-
-    For an :class:`~activeuf_env.ActiveUFEnv` (wrapped or not) these are the values the env actually uses, defaults
-    included; for other environments, the kwargs recorded in ``env.spec``.
-
-    Args:
-        env: an environment, possibly wrapped.
-
-    Returns:
-        ``{"env_id": ..., setting: value, ...}``.
-
-    Example:
-        >>> import gymnasium as gym
-        >>> import activeuf_env
-        >>> settings = describe_env(gym.make("ActiveUF/Synthetic-v0"))
-        >>> settings["env_id"], settings["batch_size"], settings["instances"][0]["n_prompts"]
-        ('ActiveUF/Synthetic-v0', 64, 1280)
-    """
-    spec = env.spec if env.spec is not None else env.unwrapped.spec
-    settings: dict[str, Any] = {"env_id": spec.id if spec is not None else type(env.unwrapped).__name__}
-    unwrapped = env.unwrapped
-    if callable(getattr(unwrapped, "settings", None)):
-        settings.update(to_jsonable(unwrapped.settings()))
-    elif spec is not None:
-        settings.update(to_jsonable(dict(spec.kwargs)))
-    return settings
-
-
-def describe_agent(agent: Any) -> dict[str, Any]:
-    """An agent's name and hyperparameters (its dataclass fields), as plain JSON values.
-
-    Args:
-        agent: an :class:`agents.Agent` (any dataclass instance with a ``name``) or just a name.
-
-    Returns:
-        ``{"name": ..., field: value, ...}``.
-
-    Example:
-        >>> import agents
-        >>> describe_agent(agents.make("deltaucb"))["name"]
-        'deltaucb'
-        >>> describe_agent("random")
-        {'name': 'random'}
-    """
-    if isinstance(agent, str):
-        return {"name": agent}
-    settings: dict[str, Any] = {"name": str(getattr(agent, "name", type(agent).__name__))}
-    if dataclasses.is_dataclass(agent) and not isinstance(agent, type):
-        settings.update({f.name: to_jsonable(getattr(agent, f.name)) for f in dataclasses.fields(agent)})
-    return settings
 
 
 def _has_netrc_entry() -> bool:
@@ -195,6 +89,7 @@ def resolve_wandb_mode(mode: str | None = None) -> str | None:
         >>> resolve_wandb_mode("disabled")
         'disabled'
     """
+    mode = check_choice("mode", mode, WANDB_MODES)
     if mode is not None:
         return mode
     if os.environ.get("WANDB_MODE"):
@@ -220,8 +115,9 @@ class WandbRecorder(gym.Wrapper[Any, Any, Any, Any]):
 
     Each ``reset`` finishes the previous run (if any) and starts a new one; each step logs the numeric ``info``
     entries (labels, judge calls, scores, regret, pair gap, label accuracy, ...), the step's ``reward`` and the
-    running ``cumulative_regret`` (Σ regret × labels spent in the round, SPEC §10.3), with ``labels`` as the step
-    metric. The run finishes when the episode terminates or is truncated, or on :meth:`close`.
+    running ``cumulative_regret`` (Σ regret × labels spent in the round: the results table's column, summed as the
+    episode goes), with ``labels`` as the step metric. The run finishes when the episode terminates or is
+    truncated, or on :meth:`close`.
 
     Args:
         env: the environment to record (an ``ActiveUF`` env, possibly wrapped).
@@ -264,10 +160,9 @@ class WandbRecorder(gym.Wrapper[Any, Any, Any, Any]):
         warn: bool = True,
     ) -> None:
         super().__init__(env)
-        if mode not in (None, "online", "offline", "disabled"):
-            raise ValueError(f"mode must be 'online', 'offline', 'disabled' or None, got {mode!r}")
-        if config is not None and not isinstance(config, Mapping):
-            raise ValueError(f"config must be a mapping or None, got {type(config).__name__}")
+        mode = check_choice("mode", mode, WANDB_MODES)
+        if config is not None:
+            check_type("config", config, Mapping, "a mapping or None")
         self.agent_settings = describe_agent(agent) if agent is not None else {"name": "agent"}
         self.project, self.group, self.name, self.mode = project, group, name, mode
         self.dir = None if dir is None else Path(dir)
@@ -403,125 +298,3 @@ class WandbRecorder(gym.Wrapper[Any, Any, Any, Any]):
         """Finish the active run (if any) and close the env; safe to call more than once."""
         self._finish_run()
         super().close()
-
-
-# ---------------------------------------------------------------------- reading offline runs back
-
-
-@dataclasses.dataclass(frozen=True)
-class OfflineRun:
-    """One W&B run read back from its local ``.wandb`` file.
-
-    Attributes:
-        path: the ``.wandb`` file.
-        name: the run's display name (``{agent}-seed{seed}`` for :class:`WandbRecorder` runs).
-        group: the run's group (the env id).
-        config: the run's config.
-        history: one dict per ``log`` call, in order (W&B's own ``_step``, ``_runtime`` and ``_timestamp`` included).
-        summary: the final summary values that were written (e.g. ``regret`` with ``summary="min"``).
-    """
-
-    path: Path
-    name: str
-    group: str
-    config: dict[str, Any]
-    history: list[dict[str, Any]]
-    summary: dict[str, Any]
-
-
-def _iter_leveldb_records(data: bytes) -> list[bytes]:
-    """Split a W&B transaction log (LevelDB log format: 32 KiB blocks, 7-byte record headers) into records."""
-    records: list[bytes] = []
-    pending = b""
-    position = 7  # ":W&B", a 2-byte magic and a version byte
-    while position + _LEVELDB_RECORD_HEADER.size <= len(data):
-        left = _LEVELDB_BLOCK - position % _LEVELDB_BLOCK
-        if left < _LEVELDB_RECORD_HEADER.size:  # block trailer padding
-            position += left
-            continue
-        _, length, kind = _LEVELDB_RECORD_HEADER.unpack_from(data, position)
-        position += _LEVELDB_RECORD_HEADER.size
-        chunk = data[position : position + length]
-        position += length
-        if len(chunk) < length:  # a run still being written: stop at the last complete record
-            break
-        if kind == _FULL:
-            records.append(chunk)
-        elif kind == _FIRST:
-            pending = chunk
-        elif kind == _MIDDLE:
-            pending += chunk
-        elif kind == _LAST:
-            records.append(pending + chunk)
-            pending = b""
-    return records
-
-
-def _item_key(item: Any) -> str:
-    return item.key or "/".join(item.nested_key)
-
-
-def _parse_transaction_log(file: Path) -> tuple[OfflineRun, bool]:
-    from wandb.proto import wandb_internal_pb2
-
-    data = file.read_bytes()
-    if data[:4] != _LEVELDB_HEADER:
-        raise ValueError(
-            f"{str(file)!r} is not a W&B transaction log: it starts with {data[:4]!r}, not {_LEVELDB_HEADER!r}"
-        )
-    name = group = ""
-    config: dict[str, Any] = {}
-    history: list[dict[str, Any]] = []
-    summary: dict[str, Any] = {}
-    complete = False
-    for raw in _iter_leveldb_records(data):
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(raw)
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            name, group = record.run.display_name or name, record.run.run_group or group
-            config.update({_item_key(item): json.loads(item.value_json) for item in record.run.config.update})
-        elif kind == "config":
-            config.update({_item_key(item): json.loads(item.value_json) for item in record.config.update})
-        elif kind == "history":
-            history.append({_item_key(item): json.loads(item.value_json) for item in record.history.item})
-        elif kind == "summary":
-            summary.update({_item_key(item): json.loads(item.value_json) for item in record.summary.update})
-        elif kind == "exit":
-            complete = True
-    config.pop("_wandb", None)
-    run = OfflineRun(path=file, name=name, group=group, config=config, history=history, summary=summary)
-    return run, complete
-
-
-def read_offline_run(path: str | os.PathLike[str], wait: float = 10.0) -> OfflineRun:
-    """Read an offline (or not yet synced) W&B run from its local ``.wandb`` transaction log, without ``wandb sync``.
-
-    The ``.wandb`` file is a LevelDB-format log of ``wandb_internal_pb2.Record`` protobuf messages (W&B's internal
-    format, read here with the ``wandb.proto`` messages that ship with the installed wandb; checked with wandb 0.31).
-    Checksums are not verified. W&B's background process may still be writing the file for a moment after
-    ``run.finish()`` returns, so this waits (up to ``wait`` seconds) for the run's exit record.
-
-    Args:
-        path: a run directory (``.../wandb/offline-run-*``) or its ``run-*.wandb`` file.
-        wait: seconds to wait for a run that is still being written; after that, what is there is returned.
-
-    Returns:
-        The run's name, group, config, history rows and summary.
-
-    Raises:
-        FileNotFoundError: when the directory holds no ``.wandb`` file.
-        ValueError: when the file is not a W&B transaction log.
-    """
-    file = Path(path)
-    if file.is_dir():
-        candidates = sorted(file.glob("*.wandb"))
-        if not candidates:
-            raise FileNotFoundError(f"no .wandb file in {str(file)!r}")
-        file = candidates[0]
-    deadline = time.monotonic() + max(float(wait), 0.0)
-    while True:
-        run, complete = _parse_transaction_log(file)
-        if complete or time.monotonic() >= deadline:
-            return run
-        time.sleep(0.05)
