@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from activeuf_env import SyntheticPoolConfig
-from activeuf_env.data.readers import write_auf_dataset
+from activeuf_env.data.writers import write_auf_dataset
 
 SMALL_POOL = SyntheticPoolConfig(n_prompts=200, feature_dim=16)
 TINY_ENV_KWARGS: dict[str, Any] = {
@@ -79,3 +79,23 @@ def write_replay_dataset(directory: Path, n_prompts: int = 40, dim: int = 8, pad
     np.save(embeddings / "prompt_embeddings.npy", rng.normal(size=(n_prompts, dim)).astype(np.float16))
     np.save(embeddings / "response_embeddings.npy", rng.normal(size=(n_responses, dim)).astype(np.float16))
     return {"data_path": str(data_path), "features_path": str(embeddings), "batch_size": 8, "eval_size": 8}
+
+
+class RecordingAgent:
+    """Wraps an agent for :func:`~activeuf_env.runner.episode.play_episode`, keeping every (observation, pairs)."""
+
+    def __init__(self, agent: Any) -> None:
+        self.agent = agent
+        self.calls: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
+
+    def reset(self, seed: int | None = None) -> None:
+        self.agent.reset(seed=seed)
+
+    def select(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        pairs = self.agent.select(obs)
+        self.calls.append((obs, pairs))
+        return pairs
+
+    def asked_labels(self) -> list[int]:
+        """Per call, the live prompts for which the agent asked a label (a pair with ``i != j``)."""
+        return [int(((obs["prompt_valid"] == 1) & (pairs[:, 0] != pairs[:, 1])).sum()) for obs, pairs in self.calls]

@@ -13,9 +13,11 @@ from typing import Any
 import gymnasium
 import numpy as np
 import pytest
+from helpers import RecordingAgent
 
 import activeuf_env  # noqa: F401 - registers the ActiveUF ids
 import agents
+from activeuf_env.runner.episode import play_episode
 
 ENV_ID = "ActiveUF/Synthetic-v0"
 
@@ -37,22 +39,19 @@ def run_episode(name: str, **env_kwargs: Any) -> dict[str, Any]:
     agent = agents.make(name)
     env = gymnasium.make(ENV_ID, **env_kwargs, **agent.env_kwargs())
     try:
-        obs, info = env.reset(seed=0)
-        agent.reset(seed=0)
-        labels = judge_calls = rounds = 0
+        recorder = RecordingAgent(agent)
+        steps = list(play_episode(env, recorder, seed=0))
+        info, rounds = steps[-1].info, len(steps) - 1
+        assert steps[-1].terminated and not steps[-1].truncated
+        labels = judge_calls = 0
         saw_padded_prompt = False
-        terminated = truncated = False
-        while not (terminated or truncated):
-            pairs = agent.select(obs)
+        for obs, pairs in recorder.calls:
             live = obs["prompt_valid"] == 1
             saw_padded_prompt |= bool((~live).any())
             assert np.all(pairs[~live] == 0)
             labelled = live & (pairs[:, 0] != pairs[:, 1])
             labels += int(labelled.sum())
             judge_calls += expected_judge_calls(name, obs, pairs, labelled)
-            obs, _, terminated, truncated, info = env.step(pairs)
-            rounds += 1
-        assert terminated and not truncated
         assert info["labels"] == labels
         assert info["judge_calls"] == judge_calls
         return {"info": info, "rounds": rounds, "saw_padded_prompt": saw_padded_prompt}

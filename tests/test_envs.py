@@ -9,6 +9,7 @@ seeded samples miss them).
 
 from __future__ import annotations
 
+import itertools
 import json
 import pickle
 import warnings
@@ -23,6 +24,7 @@ from helpers import random_pairs, write_replay_dataset
 
 import activeuf_env  # noqa: F401  (registers the ids)
 from activeuf_env.data.locate import locate_alpaca_eval
+from activeuf_env.runner.episode import play_episode
 
 ENV_IDS = sorted(env_id for env_id in gym.registry if env_id.startswith("ActiveUF/"))
 
@@ -73,16 +75,10 @@ ROLLOUT_STEPS = 3
 
 
 def rollout(env: gym.Env, seed: int, steps: int = ROLLOUT_STEPS) -> list[tuple[Any, ...]]:
-    """``reset(seed)`` and up to ``steps`` steps of a seeded random policy; every (obs, reward, ..., info)."""
+    """The reset and up to ``steps`` steps of the seeded random test policy."""
     rng = np.random.default_rng(seed)
-    obs, info = env.reset(seed=seed)
-    trajectory: list[tuple[Any, ...]] = [(obs, info)]
-    for _ in range(steps):
-        obs, reward, terminated, truncated, info = env.step(random_pairs(obs, rng))
-        trajectory.append((obs, reward, terminated, truncated, info))
-        if terminated or truncated:
-            break
-    return trajectory
+    episode = play_episode(env, lambda obs: random_pairs(obs, rng), seed)
+    return [step.as_tuple() for step in itertools.islice(episode, steps + 1)]
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

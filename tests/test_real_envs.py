@@ -15,7 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
-from helpers import random_pairs, write_replay_dataset
+from helpers import RecordingAgent, random_pairs, run_episode, write_replay_dataset
 
 import activeuf_env  # noqa: F401  (registers the ids)
 import agents
@@ -23,15 +23,12 @@ from activeuf_env import ActiveUFEnv, DatasetPool
 from activeuf_env.core.pool import ResponsePool
 from activeuf_env.data.locate import locate_alpaca_eval
 from activeuf_env.data.readers import read_auf_dataset
+from activeuf_env.runner.episode import play_episode
 
 
 def run_random_episode(env: gym.Env, seed: int = 0) -> dict[str, Any]:
-    rng = np.random.default_rng(seed)
-    obs, info = env.reset(seed=seed)
-    terminated = False
-    while not terminated:
-        obs, _, terminated, _, info = env.step(random_pairs(obs, rng))
-    return info
+    """The last ``info`` of an episode of the seeded random test policy."""
+    return run_episode(env, seed=seed, policy_seed=seed)[-1][-1]
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -189,16 +186,11 @@ def test_alpaca_eval_full_episodes(one_torch_thread: None) -> None:
     for name in ("deltaucb", "drts", "random"):
         agent = agents.make(name)
         env = gym.make("ActiveUF/AlpacaEval-v0", **agent.env_kwargs())
-        obs, first = env.reset(seed=0)
-        agent.reset(seed=0)
-        labels, gaps, terminated, rounds = 0, [], False, 0
-        while not terminated:
-            pairs = agent.select(obs)
-            labels += int(((obs["prompt_valid"] == 1) & (pairs[:, 0] != pairs[:, 1])).sum())
-            obs, _, terminated, truncated, info = env.step(pairs)
-            assert not truncated
-            gaps.append(info["pair_gap"])
-            rounds += 1
+        recorder = RecordingAgent(agent)
+        steps = list(play_episode(env, recorder, seed=0))
+        first, info = steps[0].info, steps[-1].info
+        assert steps[-1].terminated and not any(step.truncated for step in steps)
+        labels, gaps, rounds = sum(recorder.asked_labels()), [s.info["pair_gap"] for s in steps[1:]], len(steps) - 1
         assert rounds == 10 and info["labels"] == labels > 0, name
         for key in ("rm_score", "dpo_score", "score", "regret", "pair_gap", "label_accuracy"):
             assert math.isfinite(info[key]), (name, key)
