@@ -19,11 +19,9 @@ import importlib.metadata
 
 import gymnasium
 
-from activeuf_env.core.downstream import DownstreamConfig
-from activeuf_env.core.judges import BradleyTerryJudge, FlipNoise, PositionBias, ScoreJudge, TieAbstain, make_judge
-from activeuf_env.core.pool import PoolTexts, ResponsePool, load_pool
-from activeuf_env.core.reward_model import EnsembleRewardModel, ReplayBuffer, RewardModelConfig
-from activeuf_env.core.synthetic import SyntheticPoolConfig, make_synthetic_pool
+from activeuf_env import core
+from activeuf_env.core import *  # noqa: F403 - the top level offers core's public API as it is
+from activeuf_env.core.synthetic import SyntheticPoolConfig
 from activeuf_env.data.pool_factory import DatasetPool
 from activeuf_env.envs.active_uf import ActiveUFEnv
 from activeuf_env.envs.real_data import make_alpaca_eval_env, make_replay_env
@@ -33,28 +31,7 @@ try:
 except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = [
-    "PAPER_SCALE_POOL",
-    "ActiveUFEnv",
-    "BradleyTerryJudge",
-    "DatasetPool",
-    "DownstreamConfig",
-    "EnsembleRewardModel",
-    "FlipNoise",
-    "PoolTexts",
-    "PositionBias",
-    "ReplayBuffer",
-    "ResponsePool",
-    "RewardModelConfig",
-    "ScoreJudge",
-    "SyntheticPoolConfig",
-    "TieAbstain",
-    "load_pool",
-    "make_alpaca_eval_env",
-    "make_judge",
-    "make_replay_env",
-    "make_synthetic_pool",
-]
+__all__ = [*core.__all__, "PAPER_SCALE_POOL", "ActiveUFEnv", "DatasetPool", "make_alpaca_eval_env", "make_replay_env"]
 
 PAPER_SCALE_EVAL_PROMPTS = 4096
 PAPER_SCALE_POOL = SyntheticPoolConfig(n_prompts=60_829 + PAPER_SCALE_EVAL_PROMPTS)

@@ -11,16 +11,7 @@ import numpy as np
 import pytest
 
 from activeuf_env.core.pool import PoolTexts
-from activeuf_env.data.embeddings import (
-    EmbeddingCache,
-    PrecomputedEmbeddings,
-    compose_features,
-    content_hash,
-    default_cache_dir,
-    embed_texts,
-    encode_pool_texts,
-    resolve_cache,
-)
+from activeuf_env.data import embeddings
 from activeuf_env.data.encoders import HashingEncoder, TextEncoder, resolve_encoder
 
 
@@ -55,7 +46,7 @@ def test_compose_response_product_values() -> None:
     r = rng.normal(size=(5, 4)).astype(np.float32)
     p = rng.normal(size=(2, 4)).astype(np.float32)
     idx = np.array([0, 0, 1, 1, 1])
-    out = compose_features(r, p, idx)
+    out = embeddings.compose_features(r, p, idx)
     assert out.shape == (5, 8) and out.dtype == np.float32
     np.testing.assert_allclose(out[:, :4], r)
     np.testing.assert_allclose(out[:, 4:], 2.0 * r * p[idx], rtol=1e-6)  # sqrt(4) = 2
@@ -66,10 +57,10 @@ def test_compose_response_product_values() -> None:
 def test_compose_other_compositions_and_dtype() -> None:
     r = np.eye(3, dtype=np.float16)
     p = np.ones((3, 3), dtype=np.float16)
-    concat = compose_features(r, p, composition="concat", dtype=np.float16)
+    concat = embeddings.compose_features(r, p, composition="concat", dtype=np.float16)
     assert concat.dtype == np.float16 and concat.shape == (3, 6)
     np.testing.assert_array_equal(concat[:, 3:], p)
-    assert compose_features(r, p, composition="response").shape == (3, 3)
+    assert embeddings.compose_features(r, p, composition="response").shape == (3, 3)
 
 
 @pytest.mark.parametrize(
@@ -81,14 +72,14 @@ def test_compose_other_compositions_and_dtype() -> None:
 )
 def test_compose_rejects_bad_arguments(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        compose_features(np.zeros((3, 2)), np.zeros((3, 2)), **kwargs)
+        embeddings.compose_features(np.zeros((3, 2)), np.zeros((3, 2)), **kwargs)
 
 
 def test_compose_rejects_mismatched_shapes() -> None:
     with pytest.raises(ValueError, match="prompt embeddings have dimension 3, response embeddings 2"):
-        compose_features(np.zeros((3, 2)), np.zeros((3, 3)))
+        embeddings.compose_features(np.zeros((3, 2)), np.zeros((3, 3)))
     with pytest.raises(ValueError, match=r"one row per response \(3\), got 2"):
-        compose_features(np.zeros((3, 2)), np.zeros((2, 2)))
+        embeddings.compose_features(np.zeros((3, 2)), np.zeros((2, 2)))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -96,23 +87,23 @@ def test_compose_rejects_mismatched_shapes() -> None:
 
 
 def test_content_hash_separates_lists() -> None:
-    assert content_hash(["ab", "c"]) != content_hash(["a", "bc"])
-    assert content_hash(["a", ""]) != content_hash(["a"])
-    assert content_hash(["x"]) == content_hash(["x"])
+    assert embeddings.content_hash(["ab", "c"]) != embeddings.content_hash(["a", "bc"])
+    assert embeddings.content_hash(["a", ""]) != embeddings.content_hash(["a"])
+    assert embeddings.content_hash(["x"]) == embeddings.content_hash(["x"])
 
 
 def test_precomputed_embeddings_validation(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"prompts embeddings must be a 2-D array \[rows, d\], got an array of shape"):
-        PrecomputedEmbeddings(np.zeros(3), np.zeros((2, 3)))
+        embeddings.PrecomputedEmbeddings(np.zeros(3), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="same dimension, got 3 and 4"):
-        PrecomputedEmbeddings(np.zeros((2, 3)), np.zeros((2, 4)))
+        embeddings.PrecomputedEmbeddings(np.zeros((2, 3)), np.zeros((2, 4)))
     with pytest.raises(ValueError, match="must be floating point, got dtype int64"):
-        PrecomputedEmbeddings(np.zeros((2, 3), np.int64), np.zeros((2, 3)))
+        embeddings.PrecomputedEmbeddings(np.zeros((2, 3), np.int64), np.zeros((2, 3)))
     with pytest.raises(FileNotFoundError, match=r"prompt_embeddings\.npy"):
-        PrecomputedEmbeddings.from_dir(tmp_path)
+        embeddings.PrecomputedEmbeddings.from_dir(tmp_path)
     np.save(tmp_path / "prompt_embeddings.npy", np.ones((2, 3), np.float16))
     np.save(tmp_path / "response_embeddings.npy", np.ones((5, 3), np.float16))
-    emb = PrecomputedEmbeddings.from_dir(tmp_path)
+    emb = embeddings.PrecomputedEmbeddings.from_dir(tmp_path)
     assert isinstance(emb.responses, np.memmap) and emb.dim == 3
 
 
@@ -123,8 +114,8 @@ def test_precomputed_embeddings_validation(tmp_path: Path) -> None:
 def test_cache_round_trip_is_memory_mapped_and_reused(tmp_path: Path) -> None:
     enc = CountingEncoder()
     texts = ["alpha beta", "gamma", ""]
-    first = embed_texts(texts, enc, cache=tmp_path)
-    again = embed_texts(texts, enc, cache=tmp_path)
+    first = embeddings.embed_texts(texts, enc, cache=tmp_path)
+    again = embeddings.embed_texts(texts, enc, cache=tmp_path)
     assert enc.calls == [3]  # the second call is a cache hit
     assert isinstance(again, np.memmap) and not again.flags.writeable
     np.testing.assert_array_equal(first, again)
@@ -132,37 +123,37 @@ def test_cache_round_trip_is_memory_mapped_and_reused(tmp_path: Path) -> None:
     (path,) = tmp_path.glob("*.npy")
     assert path.name.startswith("counting-hashing-16-") and path.name.endswith("-float32.npy")
     # Other texts or another encoder use other files.
-    embed_texts(texts[:2], enc, cache=tmp_path)
-    embed_texts(texts, HashingEncoder(16), cache=tmp_path)
+    embeddings.embed_texts(texts[:2], enc, cache=tmp_path)
+    embeddings.embed_texts(texts, HashingEncoder(16), cache=tmp_path)
     assert len(list(tmp_path.glob("*.npy"))) == 3
     assert not list(tmp_path.glob("*.tmp*"))
 
 
 def test_cache_recomputes_a_file_of_the_wrong_size_and_stores_float16(tmp_path: Path) -> None:
     enc = CountingEncoder()
-    cache = EmbeddingCache(tmp_path, dtype=np.float16)
+    cache = embeddings.EmbeddingCache(tmp_path, dtype=np.float16)
     texts = ["a", "b"]
     np.save(cache.path_for(enc, texts), np.zeros((5, 16), np.float16))
     out = cache.get_or_encode(enc, texts)
     assert enc.calls == [2] and out.dtype == np.float16 and out.shape == (2, 16)
     with pytest.raises(ValueError, match="float16 or float32, got int8"):
-        EmbeddingCache(tmp_path, dtype=np.int8)
+        embeddings.EmbeddingCache(tmp_path, dtype=np.int8)
     with pytest.raises(ValueError, match=r"expected embeddings of shape \[2, d\], got shape \(3, 16\)"):
         cache.save(enc, texts, np.zeros((3, 16)))
 
 
 def test_cache_off_and_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     enc = CountingEncoder()
-    embed_texts(["a"], enc, cache=False)
-    embed_texts(["a"], enc, cache=False)
+    embeddings.embed_texts(["a"], enc, cache=False)
+    embeddings.embed_texts(["a"], enc, cache=False)
     assert enc.calls == [1, 1]
     monkeypatch.setenv("ACTIVEUF_CACHE_DIR", str(tmp_path / "c"))
-    assert default_cache_dir() == tmp_path / "c"
-    resolved = resolve_cache(True)
+    assert embeddings.default_cache_dir() == tmp_path / "c"
+    resolved = embeddings.resolve_cache(True)
     assert resolved is not None and resolved.directory == tmp_path / "c"
-    assert resolve_cache(None) is None
+    assert embeddings.resolve_cache(None) is None
     with pytest.raises(TypeError, match=r"cache must be .* got int"):
-        resolve_cache(3)  # type: ignore[arg-type]
+        embeddings.resolve_cache(3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"encoder must be an Encoder .* got float"):
         resolve_encoder(1.5)  # type: ignore[arg-type]
     assert isinstance(resolve_encoder("/some/model"), TextEncoder)
@@ -171,18 +162,18 @@ def test_cache_off_and_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_encode_pool_texts_fills_valid_slots_only(tmp_path: Path) -> None:
     texts = PoolTexts(["q one", "q two"], [["yes", "no", ""], ["maybe", "", "sure"]])
     valid = np.array([[True, True, False], [True, False, True]])
-    features = encode_pool_texts(texts, valid, HashingEncoder(8), cache=tmp_path)
+    features = embeddings.encode_pool_texts(texts, valid, HashingEncoder(8), cache=tmp_path)
     assert features.shape == (2, 3, 16)
     assert not features[~valid].any()
-    expected = compose_features(HashingEncoder(8).encode(["sure"]), HashingEncoder(8).encode(["q two"]))
+    expected = embeddings.compose_features(HashingEncoder(8).encode(["sure"]), HashingEncoder(8).encode(["q two"]))
     np.testing.assert_allclose(features[1, 2], expected[0])
     with pytest.raises(ValueError, match=r"texts must hold 2 prompts with 4 response slots"):
-        encode_pool_texts(texts, np.ones((2, 4), bool), HashingEncoder(8), cache=False)
+        embeddings.encode_pool_texts(texts, np.ones((2, 4), bool), HashingEncoder(8), cache=False)
 
 
 def test_a_failed_cache_write_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     enc = CountingEncoder()
-    cache = EmbeddingCache(tmp_path)
+    cache = embeddings.EmbeddingCache(tmp_path)
     texts = ["a", "b"]
     target = cache.path_for(enc, texts)
     np.save(target, np.ones((5, 16), np.float32))  # a stale file of the wrong size: the cache rewrites it

@@ -5,25 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from activeuf_env.runner.metrics import (
-    BOOTSTRAP_RESAMPLES,
-    BOOTSTRAP_SEED,
-    NEVER,
-    bootstrap_ci,
-    compute_regret,
-    cumulative_regret,
-    episode_cumulative_regret,
-    format_fraction,
-    labels_to_match,
-    mean_ci,
-)
+from activeuf_env.runner import metrics
 
 
 def test_compute_regret_is_reference_minus_score() -> None:
-    regret = compute_regret(0.6, np.array([0.1, 0.35, 0.6, 0.7]))
+    regret = metrics.compute_regret(0.6, np.array([0.1, 0.35, 0.6, 0.7]))
     assert regret.dtype == np.float64
     assert regret.tolist() == pytest.approx([0.5, 0.25, 0.0, -0.1])
-    assert float(compute_regret(1, 0.25)) == 0.75
+    assert float(metrics.compute_regret(1, 0.25)) == 0.75
 
 
 @pytest.mark.parametrize(
@@ -32,11 +21,11 @@ def test_compute_regret_is_reference_minus_score() -> None:
 )
 def test_compute_regret_rejects_non_finite(reference: float, scores: list[float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        compute_regret(reference, scores)
+        metrics.compute_regret(reference, scores)
 
 
 def test_cumulative_regret_weights_each_round_by_its_labels() -> None:
-    labels, cumulative = cumulative_regret([0.4, 0.2, 0.1, 0.0], [64, 64, 0, 32])
+    labels, cumulative = metrics.cumulative_regret([0.4, 0.2, 0.1, 0.0], [64, 64, 0, 32])
     assert labels.tolist() == [64, 128, 128, 160]
     assert cumulative.tolist() == pytest.approx([25.6, 38.4, 38.4, 38.4])
     assert np.all(np.diff(cumulative) >= 0)  # non-negative regret never decreases the total
@@ -44,7 +33,7 @@ def test_cumulative_regret_weights_each_round_by_its_labels() -> None:
 
 def test_cumulative_regret_of_constant_regret_is_linear_in_labels() -> None:
     spent = np.random.default_rng(0).integers(0, 65, size=20)
-    labels, cumulative = cumulative_regret(np.full(20, 0.5), spent)
+    labels, cumulative = metrics.cumulative_regret(np.full(20, 0.5), spent)
     assert cumulative == pytest.approx(0.5 * labels)
 
 
@@ -59,25 +48,25 @@ def test_cumulative_regret_of_constant_regret_is_linear_in_labels() -> None:
 )
 def test_cumulative_regret_validation(regret: list[float], spent: list[int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        cumulative_regret(regret, spent)
+        metrics.cumulative_regret(regret, spent)
 
 
 def test_episode_cumulative_regret_spends_the_increase_of_labels() -> None:
     regret, labels = [0.5, 0.4, 0.2, 0.1], [0, 64, 128, 128]
-    _, expected = cumulative_regret(regret, [0, 64, 64, 0])
-    cumulative = episode_cumulative_regret(regret, labels)
+    _, expected = metrics.cumulative_regret(regret, [0, 64, 64, 0])
+    cumulative = metrics.episode_cumulative_regret(regret, labels)
     assert cumulative.tolist() == expected.tolist() == pytest.approx([0.0, 25.6, 38.4, 38.4])
-    assert episode_cumulative_regret([0.5], [10]).tolist() == [5.0]  # the first point spends its own labels
+    assert metrics.episode_cumulative_regret([0.5], [10]).tolist() == [5.0]  # the first point spends its own labels
 
 
 def test_labels_to_match_finds_the_first_crossing() -> None:
     labels = [0, 64, 128, 192, 256]
     scores = [0.0, 0.2, 0.5, 0.4, 0.6]
-    assert labels_to_match(labels, scores, 0.5) == 128  # reaching the target exactly counts
-    assert labels_to_match(labels, scores, 0.55) == 256
-    assert labels_to_match(labels, scores, -1.0) == 0
-    assert labels_to_match(labels, scores, 0.7) == NEVER == -1
-    assert type(labels_to_match(labels, scores, 0.5)) is int
+    assert metrics.labels_to_match(labels, scores, 0.5) == 128  # reaching the target exactly counts
+    assert metrics.labels_to_match(labels, scores, 0.55) == 256
+    assert metrics.labels_to_match(labels, scores, -1.0) == 0
+    assert metrics.labels_to_match(labels, scores, 0.7) == metrics.NEVER == -1
+    assert type(metrics.labels_to_match(labels, scores, 0.5)) is int
 
 
 @pytest.mark.parametrize(
@@ -91,7 +80,7 @@ def test_labels_to_match_finds_the_first_crossing() -> None:
 )
 def test_labels_to_match_validation(labels: list[int], scores: list[float], target: float, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        labels_to_match(labels, scores, target)
+        metrics.labels_to_match(labels, scores, target)
 
 
 @pytest.mark.parametrize(
@@ -111,23 +100,23 @@ def test_labels_to_match_validation(labels: list[int], scores: list[float], targ
     ],
 )
 def test_format_fraction(x: float, expected: str) -> None:
-    assert format_fraction(x) == expected
+    assert metrics.format_fraction(x) == expected
 
 
 def test_format_fraction_respects_max_denominator() -> None:
-    assert format_fraction(0.3, max_denominator=12) == "3/10"
-    assert format_fraction(0.3, max_denominator=4) == "1/3"
-    assert format_fraction(0.3, max_denominator=1) == "0"
+    assert metrics.format_fraction(0.3, max_denominator=12) == "3/10"
+    assert metrics.format_fraction(0.3, max_denominator=4) == "1/3"
+    assert metrics.format_fraction(0.3, max_denominator=1) == "0"
     with pytest.raises(ValueError, match="max_denominator must be an integer >= 1, got 0"):
-        format_fraction(0.3, max_denominator=0)
+        metrics.format_fraction(0.3, max_denominator=0)
     with pytest.raises(ValueError, match="x must be a finite number, got nan"):
-        format_fraction(float("nan"))
+        metrics.format_fraction(float("nan"))
 
 
 def test_bootstrap_ci_is_deterministic_given_the_generator() -> None:
     values = np.random.default_rng(0).normal(size=10)
-    first = bootstrap_ci(values, np.random.default_rng(1), n_resamples=500)
-    second = bootstrap_ci(values, np.random.default_rng(1), n_resamples=500)
+    first = metrics.bootstrap_ci(values, np.random.default_rng(1), n_resamples=500)
+    second = metrics.bootstrap_ci(values, np.random.default_rng(1), n_resamples=500)
     assert first == second
     assert all(type(v) is float for v in first)
     mean, low, high = first
@@ -135,16 +124,16 @@ def test_bootstrap_ci_is_deterministic_given_the_generator() -> None:
 
 
 def test_bootstrap_ci_of_one_value_has_zero_width() -> None:
-    assert bootstrap_ci([0.3], np.random.default_rng(0), n_resamples=100) == (0.3, 0.3, 0.3)
+    assert metrics.bootstrap_ci([0.3], np.random.default_rng(0), n_resamples=100) == (0.3, 0.3, 0.3)
 
 
 def test_bootstrap_ci_narrows_with_lower_confidence_and_more_data() -> None:
     rng = np.random.default_rng(2)
     values = rng.normal(size=40)
-    _, low95, high95 = bootstrap_ci(values, np.random.default_rng(3), n_resamples=2000, confidence=0.95)
-    _, low50, high50 = bootstrap_ci(values, np.random.default_rng(3), n_resamples=2000, confidence=0.5)
+    _, low95, high95 = metrics.bootstrap_ci(values, np.random.default_rng(3), n_resamples=2000, confidence=0.95)
+    _, low50, high50 = metrics.bootstrap_ci(values, np.random.default_rng(3), n_resamples=2000, confidence=0.5)
     assert low95 < low50 < high50 < high95
-    _, low_big, high_big = bootstrap_ci(rng.normal(size=400), np.random.default_rng(3), n_resamples=2000)
+    _, low_big, high_big = metrics.bootstrap_ci(rng.normal(size=400), np.random.default_rng(3), n_resamples=2000)
     assert high_big - low_big < (high95 - low95) / 2
 
 
@@ -153,7 +142,7 @@ def test_bootstrap_ci_coverage_is_near_nominal() -> None:
     rng = np.random.default_rng(4)
     covered = []
     for _ in range(300):
-        _, low, high = bootstrap_ci(rng.normal(size=30), rng, n_resamples=400)
+        _, low, high = metrics.bootstrap_ci(rng.normal(size=30), rng, n_resamples=400)
         covered.append(low <= 0.0 <= high)
     assert 0.88 <= np.mean(covered) <= 0.99
 
@@ -172,11 +161,13 @@ def test_bootstrap_ci_coverage_is_near_nominal() -> None:
 def test_bootstrap_ci_validation(kwargs: dict[str, object], message: str) -> None:
     arguments: dict[str, object] = {"values": [1.0, 2.0], "rng": np.random.default_rng(0), **kwargs}
     with pytest.raises(ValueError, match=message):
-        bootstrap_ci(**arguments)  # type: ignore[arg-type]
+        metrics.bootstrap_ci(**arguments)  # type: ignore[arg-type]
 
 
 def test_mean_ci_is_the_one_bootstrap_setting() -> None:
     values = np.random.default_rng(5).normal(size=7)
-    expected = bootstrap_ci(values, np.random.default_rng(BOOTSTRAP_SEED), n_resamples=BOOTSTRAP_RESAMPLES)
-    assert mean_ci(values) == expected == mean_ci(values.tolist())
-    assert BOOTSTRAP_RESAMPLES == 10_000
+    expected = metrics.bootstrap_ci(
+        values, np.random.default_rng(metrics.BOOTSTRAP_SEED), n_resamples=metrics.BOOTSTRAP_RESAMPLES
+    )
+    assert metrics.mean_ci(values) == expected == metrics.mean_ci(values.tolist())
+    assert metrics.BOOTSTRAP_RESAMPLES == 10_000

@@ -171,15 +171,7 @@ def plot_final_scores(results: Any, path: str | os.PathLike[str]) -> Path:
 
     Agents are sorted by their mean final ``score``.
 
-    Args:
-        results: the tidy results table.
-        path: the PNG to write.
-
-    Returns:
-        ``path`` as a :class:`~pathlib.Path`.
-
-    Raises:
-        ValueError: when the table is empty or lacks a needed column.
+    Arguments, return value and errors as in :func:`plot_score_curves`.
     """
     _check_columns(results, ("agent", "seed", "round", "rm_score", "dpo_score", "score"))
     ordered = results.sort_values(["agent", "seed", "round"], kind="stable")
