@@ -11,6 +11,7 @@ import numpy as np
 
 from activeuf_env import SyntheticPoolConfig
 from activeuf_env.data.writers import write_auf_dataset
+from activeuf_env.runner.episode import play_episode
 
 SMALL_POOL = SyntheticPoolConfig(n_prompts=200, feature_dim=16)
 TINY_ENV_KWARGS: dict[str, Any] = {
@@ -30,8 +31,6 @@ def random_pairs(obs: dict[str, np.ndarray], rng: np.random.Generator) -> np.nda
 
 def run_episode(env: Any, seed: int, policy_seed: int = 0) -> list[tuple[Any, ...]]:
     """Run one episode with :func:`random_pairs`; return every (obs, reward, terminated, truncated, info)."""
-    from activeuf_env.runner.episode import play_episode
-
     rng = np.random.default_rng(policy_seed)
     return [step.as_tuple() for step in play_episode(env, lambda obs: random_pairs(obs, rng), seed)]
 

@@ -86,8 +86,8 @@ def _embed(
     return prompts, responses
 
 
-def _layout(records: Records, slots: Slots) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(model_names, model_ids [N, K], prompt_of [M], slot_of [M], model_of [M])`` for the flat responses."""
+def _layout(records: Records, slots: Slots) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """``(model_names, model_ids [N, K], prompt_of [M], slot_of [M])`` for the flat responses."""
     counts = np.asarray(records.counts, dtype=np.int64)
     n = len(counts)
     model_names = sorted(set(records.models))
@@ -102,7 +102,7 @@ def _layout(records: Records, slots: Slots) -> tuple[list[str], np.ndarray, np.n
         k = int(counts.max())
         model_ids = np.zeros((n, k), dtype=np.int64)
         model_ids[prompt_of, slot_of] = model_of
-    return model_names, model_ids, prompt_of, slot_of, model_of
+    return model_names, model_ids, prompt_of, slot_of
 
 
 def _fill_features(
@@ -140,7 +140,7 @@ def build_pool(
         ValueError: precomputed embeddings whose row counts do not match the file (names both counts).
     """
     prompt_emb, response_emb = _embed(records, resolve_features(features), options.cache, options.progress)
-    model_names, model_ids, prompt_of, slot_of, _ = _layout(records, options.slots)
+    model_names, model_ids, prompt_of, slot_of = _layout(records, options.slots)
     n, k = model_ids.shape
     scores = np.zeros((n, k), dtype=np.float32)
     scores[prompt_of, slot_of] = judge_scores
