@@ -284,6 +284,11 @@ BAD_VALUES = {
     "focus_top_fraction": 0.0,
     "focus_bottom_fraction": 1.2,
     "normalize_features": "yes",
+    "dpo_weight_decay": -1e-3,
+    "dpo_full_batch": 1,
+    "dpo_displacement": float("inf"),
+    "dpo_oracle_target": 1.5,
+    "rm_oracle_target": 0.0,
 }
 
 
@@ -358,3 +363,49 @@ def test_evaluates_pairs_collected_by_the_env(make_small_env: Callable[..., Acti
     assert scores.rm_score > 0.25 and scores.dpo_score > 0.0
     assert evaluator.reference_score() > scores.score
     env.close()
+
+
+# ---------------------------------------------------------------------------- saturation and displacement (issue 10)
+
+
+def gap_pairs(pool: ResponsePool, low: int, high: int) -> np.ndarray:
+    """(prompt, the better of models ``low`` and ``high`` by true quality, the other) for every prompt."""
+    better = pool.true_quality[:, high] >= pool.true_quality[:, low]
+    chosen = np.where(better, high, low)
+    return np.stack([np.arange(pool.n_prompts), chosen, high + low - chosen], axis=1).astype(np.int64)
+
+
+def test_consistent_large_gap_pairs_saturate(pools: tuple[ResponsePool, ResponsePool]) -> None:
+    # On-support models 2 and 5 (skill quantiles 2/7 and 5/7): a large, consistently labelled contrast.
+    evaluator = DownstreamEvaluator(*pools, seed=0)
+    pairs = gap_pairs(pools[0], 2, 5)
+    n = len(pairs) // 4
+    first, doubled = evaluator.evaluate(pairs[:n]).dpo_score, evaluator.evaluate(pairs[: 2 * n]).dpo_score
+    assert first > 0
+    assert doubled - first < first  # doubling the pairs adds less than the first half did
+
+
+def test_anchor_bounds_the_policy_at_a_fixed_point(pools: tuple[ResponsePool, ResponsePool]) -> None:
+    # Without the anchor the same pairs keep moving the policy; with it, twice the pairs add less than 10%.
+    pairs = gap_pairs(pools[0], 2, 5)
+    half = len(pairs) // 2
+    free = DownstreamEvaluator(*pools, seed=0, config=DownstreamConfig(dpo_weight_decay=0.0, dpo_lr=10.0))
+    anchored = DownstreamEvaluator(*pools, seed=0)
+    assert free.evaluate(pairs).dpo_score > 1.3 * free.evaluate(pairs[:half]).dpo_score
+    assert anchored.evaluate(pairs).dpo_score < 1.1 * anchored.evaluate(pairs[:half]).dpo_score
+
+
+def test_displacement_lowers_what_similar_pairs_teach(pools: tuple[ResponsePool, ResponsePool]) -> None:
+    # Adjacent-skill models 4 and 5: small gaps, noisy features; displacement must not raise what they teach.
+    pairs = gap_pairs(pools[0], 4, 5)
+    plain = DownstreamEvaluator(*pools, seed=0, config=DownstreamConfig(dpo_displacement=0.0))
+    displaced = DownstreamEvaluator(*pools, seed=0)
+    assert displaced.evaluate(pairs).dpo_score <= plain.evaluate(pairs).dpo_score
+    assert displaced.config.dpo_displacement > 0
+
+
+def test_oracle_target_sets_the_oracle_scores(pools: tuple[ResponsePool, ResponsePool]) -> None:
+    evaluator = DownstreamEvaluator(*pools, seed=0)
+    reference = evaluator.reference_scores()
+    assert reference.dpo_score == pytest.approx(evaluator.config.dpo_oracle_target, abs=1e-3)
+    assert reference.rm_score == pytest.approx(evaluator.config.rm_oracle_target, abs=1e-3)

@@ -39,6 +39,7 @@ The calibration history of the constants is in docs/calibration.md.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -104,6 +105,20 @@ class DownstreamConfig:
             responses by true quality.
         focus_bottom_fraction: and its rejected ones from this bottom fraction ("clearly worse").
         normalize_features: divide features by the pool's feature scale (see above).
+        dpo_weight_decay: the DPO proxy's anchor to the reference: every step also shrinks ``θ`` by
+            ``dpo_lr · dpo_weight_decay`` (an L2 / KL term), so ``θ`` converges to the fixed point
+            ``β E[w σ(−m) Δ] / dpo_weight_decay`` in about ``1 / (dpo_lr · dpo_weight_decay)`` steps. ``0``: none.
+        dpo_full_batch: take the DPO proxy's ``dpo_epochs · ceil(n / dpo_batch_size)`` steps on all pairs at once
+            (the same number of steps as minibatch SGD): no minibatch-order noise, and no forgetting of early pairs
+            under the anchor. ``False``: minibatch SGD.
+        dpo_displacement: strength ``κ`` of likelihood displacement: a pair's step is
+            ``Δ − κ max(cos(c̃, r̃), 0) (c̃ + r̃) / 2`` with ``c̃``, ``r̃`` the chosen and rejected features
+            centred on the prompt's reference-mean feature, so a pair of similar responses lowers the likelihood of
+            both (Razin et al. 2024, "likelihood displacement") and moves the policy's mass to the prompt's other
+            responses. ``0``: none.
+        dpo_oracle_target: the DPO proxy's log-ratio is multiplied by a scale fixed at construction so that the
+            oracle pair set (:meth:`DownstreamEvaluator.oracle_pairs`) reaches this ``dpo_score``; ``None``: 1.
+        rm_oracle_target: likewise for the reward model's scores and ``rm_score``; ``None``: 1.
 
     Example:
         >>> DownstreamConfig().dpo_beta
@@ -119,7 +134,7 @@ class DownstreamConfig:
     rm_batch_size: int = 32
     rm_temperature: float = 1.5
     dpo_epochs: int = 3
-    dpo_lr: float = 10.0
+    dpo_lr: float = 240.0
     dpo_batch_size: int = 32
     dpo_beta: float = 0.1
     dpo_support_width: float | None = 0.22
@@ -128,6 +143,11 @@ class DownstreamConfig:
     focus_top_fraction: float = 0.25
     focus_bottom_fraction: float = 0.5
     normalize_features: bool = True
+    dpo_weight_decay: float = 0.00104
+    dpo_full_batch: bool = True
+    dpo_displacement: float = 2.0
+    dpo_oracle_target: float | None = 0.07
+    rm_oracle_target: float | None = 0.33
 
     def __post_init__(self) -> None:
         for name in ("rm_epochs", "rm_batch_size", "dpo_epochs", "dpo_batch_size"):
@@ -140,6 +160,11 @@ class DownstreamConfig:
         for name in ("focus_top_fraction", "focus_bottom_fraction"):
             check_number(name, getattr(self, name), low=0.0, high=1.0, low_open=True)
         check_bool("normalize_features", self.normalize_features)
+        check_bool("dpo_full_batch", self.dpo_full_batch)
+        check_number("dpo_weight_decay", self.dpo_weight_decay, low=0.0)
+        check_number("dpo_displacement", self.dpo_displacement, low=0.0)
+        for name in ("dpo_oracle_target", "rm_oracle_target"):
+            check_number(name, getattr(self, name), low=0.0, high=1.0, low_open=True, optional=True)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a plain dict (for logging)."""
@@ -215,6 +240,21 @@ class DownstreamEvaluator:
     ``exp(−((q_c − ref_center)² + (q_r − ref_center)²) / (2 dpo_support_width²))``: DPO learns most from pairs of
     responses its SFT starting point could have written.
 
+    **Why the DPO curves saturate, and at what level.** Real DPO moves the policy quickly where a pair's contrast
+    is large and consistent, stops where the margin is already won, and is held near the reference by its KL term;
+    on pairs of similar responses it lowers the likelihood of *both* (likelihood displacement) and hands their mass
+    to other responses. The proxy keeps those three effects and nothing else: (1) full-batch steps, as many as
+    minibatch SGD would take (so the step count grows with the pairs, and the result does not depend on their
+    order); (2) an L2 anchor to the reference (``dpo_weight_decay``), so ``θ`` approaches the fixed point
+    ``θ* = β E[w σ(−m) Δ] / λ`` exponentially in the number of steps: a pair set's curve plateaus after a fixed
+    number of labels, at a height set by its *average* support-weighted contrast (gap-seeking pair sets: large
+    and consistent, high; random pairs: smaller and partly mislabelled, lower; close pairs: small); (3) a
+    displacement term ``−κ max(cos(c̃, r̃), 0) (c̃ + r̃) / 2`` per pair, which for similar pairs near the top of a
+    prompt pushes the policy *away* from its good responses (those pair sets end near or below zero). The
+    log-ratio is finally multiplied by a per-pool scale chosen so the oracle pair set reaches
+    ``dpo_oracle_target``: the feature dimension and how strongly features carry quality differ between pools,
+    and this rule puts every pool on the synthetic pool's scale.
+
     Args:
         train: the train pool, whose prompt indices the pairs refer to.
         eval_pool: the held-out pool the proxies are scored on.
@@ -278,8 +318,74 @@ class DownstreamEvaluator:
             np.random.default_rng([self.seed, 0]),
         )
         self._reference: DownstreamScores | None = None
+        self._eval_ref_mean = self._ref_mean_features(eval_pool, self._eval_features)
+        self._train_ref_mean: np.ndarray | None = None
+        self.dpo_scale = self.rm_scale = 1.0
+        if cfg.dpo_oracle_target is not None or cfg.rm_oracle_target is not None:
+            oracle = self._check_pairs(self.oracle_pairs())
+            if cfg.dpo_oracle_target is not None:
+                g = self._fit_policy(oracle)
+                self.dpo_scale = _solve_scale(lambda k: self.score_policy(k * g), cfg.dpo_oracle_target)
+            if cfg.rm_oracle_target is not None:
+                delta = self._pair_differences(oracle)
+                w = _sgd_logistic(delta, 1.0, cfg.rm_epochs, cfg.rm_lr, cfg.rm_batch_size, self._sgd_rng())
+                scores = self._eval_features @ w
 
-    # ------------------------------------------------------------------ public API
+                def rm_at(k: float) -> float:
+                    acc = self.score_reward_model(k * scores, temperature=cfg.rm_temperature)
+                    return float(np.mean([acc[c] for c in CATEGORIES]))
+
+                self.rm_scale = _solve_scale(rm_at, cfg.rm_oracle_target)
+
+    def _dpo_pair_features(self, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Chosen and rejected features as the DPO proxy sees them (centred on the reference mean; unit norm if set)."""
+        if self._train_ref_mean is None:
+            self._train_ref_mean = self._ref_mean_features(self.train)
+        p, c, r = pairs.T
+        fc = np.asarray(self.train.features[p, c], np.float64) / self.feature_scale
+        fr = np.asarray(self.train.features[p, r], np.float64) / self.feature_scale
+        return fc - self._train_ref_mean[p], fr - self._train_ref_mean[p]
+
+    def _fit_policy(self, pairs: np.ndarray) -> np.ndarray:
+        """Train the DPO proxy on (canonical) pairs; return its eval log-ratio ``[n_eval, K]`` (before dpo_scale)."""
+        cfg = self.config
+        if not len(pairs):
+            return np.zeros(self._eval_valid.shape)
+        fc, fr = self._dpo_pair_features(pairs)
+        delta = fc - fr
+        push = None
+        if cfg.dpo_displacement:
+            norms = np.linalg.norm(fc, axis=1) * np.linalg.norm(fr, axis=1)
+            cos = np.sum(fc * fr, axis=1) / np.maximum(norms, 1e-12)
+            push = cfg.dpo_displacement * np.maximum(cos, 0.0)[:, None] * (fc + fr) / 2.0
+        theta = _sgd_logistic(
+            delta,
+            cfg.dpo_beta,
+            cfg.dpo_epochs,
+            cfg.dpo_lr,
+            cfg.dpo_batch_size,
+            self._sgd_rng(),
+            weight=self._pair_support(pairs),
+            decay=cfg.dpo_weight_decay,
+            full_batch=cfg.dpo_full_batch,
+            push=push,
+        )
+        g = (self._eval_features - self._eval_ref_mean[:, None, :]) @ theta
+        return np.where(self._eval_valid, g, 0.0)
+
+    def _ref_mean_features(self, pool: ResponsePool, features: np.ndarray | None = None) -> np.ndarray:
+        """``E_ref[φ]`` per prompt (normalised features), float64 ``[n_prompts, D]``."""
+        cfg = self.config
+        quantile = self.skill_quantile[pool.model_ids]
+        log_ref = np.where(pool.valid, -0.5 * ((quantile - cfg.ref_center) / cfg.ref_width) ** 2, -np.inf)
+        weights = np.exp(log_ref - log_ref.max(axis=1, keepdims=True))
+        weights /= weights.sum(axis=1, keepdims=True)
+        out = np.zeros((pool.n_prompts, pool.feature_dim))
+        for start in range(0, pool.n_prompts, 256):
+            rows = slice(start, start + 256)
+            f = features[rows] if features is not None else np.asarray(pool.features[rows], np.float64) / self.feature_scale
+            out[rows] = np.einsum("nk,nkd->nd", weights[rows], np.where(pool.valid[rows, :, None], f, 0.0))
+        return out
 
     def evaluate(self, pairs: np.ndarray) -> DownstreamScores:
         """Train both proxies on ``pairs`` and score them on the eval prompts.
@@ -300,12 +406,8 @@ class DownstreamEvaluator:
         delta = self._pair_differences(pairs)
         cfg = self.config
         w = _sgd_logistic(delta, 1.0, cfg.rm_epochs, cfg.rm_lr, cfg.rm_batch_size, self._sgd_rng())
-        support = self._pair_support(pairs)
-        theta = _sgd_logistic(
-            delta, cfg.dpo_beta, cfg.dpo_epochs, cfg.dpo_lr, cfg.dpo_batch_size, self._sgd_rng(), weight=support
-        )
-        accuracy = self.score_reward_model(self._eval_features @ w, temperature=cfg.rm_temperature)
-        dpo = self.score_policy(self._eval_features @ theta)
+        accuracy = self.score_reward_model(self._eval_features @ (self.rm_scale * w), temperature=cfg.rm_temperature)
+        dpo = self.score_policy(self.dpo_scale * self._fit_policy(pairs))
         rm = float(np.mean([accuracy[c] for c in CATEGORIES]))
         return DownstreamScores(
             rm_score=rm,
@@ -464,6 +566,9 @@ def _sgd_logistic(
     batch_size: int,
     rng: np.random.Generator,
     weight: np.ndarray | None = None,
+    decay: float = 0.0,
+    full_batch: bool = False,
+    push: np.ndarray | None = None,
 ) -> np.ndarray:
     """Plain minibatch SGD from zero on ``mean −weight · log sigmoid(β θ·Δ)``; returns ``θ`` (float64 ``[D]``).
 
@@ -472,6 +577,15 @@ def _sgd_logistic(
     """
     theta = np.zeros(delta.shape[1])
     n = len(delta)
+    if full_batch:
+        # The same number of steps as minibatch SGD, each on every pair: no dependence on the order, no forgetting.
+        w = np.ones(n) if weight is None else weight
+        for _ in range(epochs * -(-n // batch_size) if n else 0):
+            margin = beta * (delta @ theta)
+            gain = 0.5 * (1.0 - np.tanh(0.5 * margin)) * w
+            step = gain @ delta if push is None else gain @ delta - gain @ push
+            theta += lr * (beta * step / n - decay * theta)
+        return theta
     for _ in range(epochs if n else 0):
         order = rng.permutation(n)
         for start in range(0, n, batch_size):
@@ -481,5 +595,19 @@ def _sgd_logistic(
             gain = 0.5 * (1.0 - np.tanh(0.5 * margin))  # sigmoid(−margin), overflow-free
             if weight is not None:
                 gain = gain * weight[rows]
-            theta += lr * beta * (gain @ batch) / len(batch)
+            step = gain @ batch if push is None else gain @ batch - gain @ push[rows]
+            theta += lr * (beta * step / len(batch) - decay * theta)
     return theta
+
+
+def _solve_scale(score_at: Callable[[float], float], target: float, low: float = 1e-3, high: float = 1e4) -> float:
+    """The scale ``k`` (geometric bisection in ``[low, high]``) at which ``score_at(k)`` first reaches ``target``."""
+    if score_at(high) < target:
+        return high
+    for _ in range(40):
+        mid = float(np.sqrt(low * high))
+        if score_at(mid) >= target:
+            high = mid
+        else:
+            low = mid
+    return float(high)
