@@ -189,11 +189,13 @@ class Agent:
     def _validate(self) -> None:
         """Check the hyperparameters; raise ``ValueError`` naming the bad value."""
 
-    def reset(self, seed: int | None = None) -> None:
-        """Re-seed the agent's random generator (``None``: fresh OS entropy).
+    def reset(self, seed: int | None = None, info: Mapping[str, Any] | None = None) -> None:
+        """Re-seed the agent's random generator (``None``: fresh OS entropy) at the start of an episode.
 
         Args:
             seed: the seed of the agent's :class:`numpy.random.Generator`.
+            info: the env's reset ``info`` (its ``model_names`` name the ids of ``obs["model_ids"]``); agents that
+                read pool metadata use it, the others ignore it.
         """
         self._rng = np.random.default_rng(seed)
 

@@ -87,8 +87,8 @@ class RecordingAgent:
         self.agent = agent
         self.calls: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
 
-    def reset(self, seed: int | None = None) -> None:
-        self.agent.reset(seed=seed)
+    def reset(self, seed: int | None = None, info: dict[str, Any] | None = None) -> None:
+        self.agent.reset(seed=seed, info=info)
 
     def select(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         pairs = self.agent.select(obs)
@@ -98,3 +98,14 @@ class RecordingAgent:
     def asked_labels(self) -> list[int]:
         """Per call, the live prompts for which the agent asked a label (a pair with ``i != j``)."""
         return [int(((obs["prompt_valid"] == 1) & (pairs[:, 0] != pairs[:, 1])).sum()) for obs, pairs in self.calls]
+
+
+AGENT_TEST_KWARGS: dict[str, dict[str, Any]] = {"delta_model": {"chosen_model": 8, "rejected_model": 7}}
+"""Hyperparameters for agents fed hand-made observations: ``delta_model`` by model id, as they carry no model names."""
+
+
+def make_test_agent(name: str) -> Any:
+    """``agents.make(name)`` with :data:`AGENT_TEST_KWARGS`."""
+    import agents
+
+    return agents.make(name, **AGENT_TEST_KWARGS.get(name, {}))

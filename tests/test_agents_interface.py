@@ -7,6 +7,7 @@ import random
 
 import numpy as np
 import pytest
+from helpers import make_test_agent
 
 import agents
 from agents import registry
@@ -101,6 +102,7 @@ BAD_HYPERPARAMETERS = [
     ("delta_model", {"chosen_model": -1}, "chosen_model must be an integer >= 0, got -1"),
     ("delta_model", {"rejected_model": 7.0}, "rejected_model must be an integer >= 0, got 7.0"),
     ("delta_model", {"chosen_model": 3, "rejected_model": 3}, "must differ, got 3 for both"),
+    ("delta_model", {"chosen_model": "gemma-7b-it"}, "must both be given or both be None, got 'gemma-7b-it' and None"),
 ]
 
 
@@ -118,7 +120,7 @@ def test_hyperparameter_defaults_and_coercion():
     agent = agents.make("deltaucb", beta=2)
     assert agent.beta == 2.0 and isinstance(agent.beta, float)
     model = agents.make("delta_model")
-    assert (model.chosen_model, model.rejected_model) == (8, 7)
+    assert (model.chosen_model, model.rejected_model) == (None, None)  # picked from the pool's model names
 
 
 EXPECTED_ENV_KWARGS = {
@@ -211,7 +213,7 @@ def test_nan_in_padded_entries_and_inactive_rows_is_ignored():
         obs[key][0, 4] = np.nan
         obs[key][3] = np.nan
     for name in AGENT_NAMES + BASELINE_NAMES:
-        pairs = agents.make(name).select(obs)
+        pairs = make_test_agent(name).select(obs)
         assert pairs[3].tolist() == [0, 0]
         assert 4 not in pairs[0]
 
@@ -219,7 +221,7 @@ def test_nan_in_padded_entries_and_inactive_rows_is_ignored():
 @pytest.mark.parametrize("name", AGENT_NAMES + BASELINE_NAMES)
 def test_no_global_random_state_is_used(name):
     np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002 - checking the legacy global
-    agent = agents.make(name)
+    agent = make_test_agent(name)
     agent.reset(seed=3)
     agent.select(make_obs(16, 7))
     after = np.random.get_state()  # noqa: NPY002
@@ -229,7 +231,7 @@ def test_no_global_random_state_is_used(name):
 
 @pytest.mark.parametrize("name", AGENT_NAMES + BASELINE_NAMES)
 def test_agents_pickle_with_their_generator_state(name):
-    agent = agents.make(name)
+    agent = make_test_agent(name)
     agent.reset(seed=4)
     clone = pickle.loads(pickle.dumps(agent))
     obs = make_obs(8, 6)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import make_test_agent
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -109,13 +110,13 @@ PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_che
 @given(obs=observations(), seed=st.integers(0, 2**32 - 1))
 def test_pairs_are_valid_distinct_and_seeded(name, obs, seed):
     before = {key: value.copy() for key, value in obs.items()}
-    agent = agents.make(name)
+    agent = make_test_agent(name)
     agent.reset(seed=seed)
     pairs = agent.select(obs)
     check_pairs(name, obs, pairs)
     for key, value in before.items():  # the observation is never modified
         np.testing.assert_array_equal(obs[key], value)
-    again = agents.make(name)
+    again = make_test_agent(name)
     again.reset(seed=seed)
     np.testing.assert_array_equal(again.select(obs), pairs)
 
@@ -124,7 +125,7 @@ def test_pairs_are_valid_distinct_and_seeded(name, obs, seed):
 @PROPERTY_SETTINGS
 @given(obs=observations(max_slots=3))
 def test_small_prompts_including_k2(name, obs):
-    agent = agents.make(name)
+    agent = make_test_agent(name)
     agent.reset(seed=0)
     check_pairs(name, obs, agent.select(obs))
 
@@ -146,7 +147,7 @@ def test_exactly_two_valid_responses_are_paired(name):
         "prompt_valid": np.ones(n_slots - 1, np.int8),
         "judge_scores": mean,
     }
-    agent = agents.make(name)
+    agent = make_test_agent(name)
     agent.reset(seed=0)
     pairs = agent.select(obs)
     for row in range(n_slots - 1):
@@ -155,7 +156,7 @@ def test_exactly_two_valid_responses_are_paired(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_all_prompts_padded_and_empty_batch(name):
-    agent = agents.make(name)
+    agent = make_test_agent(name)
     agent.reset(seed=0)
     zeros = np.zeros((3, 5), np.float32)
     obs = {
@@ -187,7 +188,7 @@ def test_different_seeds_give_a_reproducible_stream(name):
         "prompt_valid": np.ones(64, np.int8),
         "judge_scores": mean,
     }
-    agent = agents.make(name)
+    agent = make_test_agent(name)
     agent.reset(seed=1)
     first_run = [agent.select(obs) for _ in range(3)]
     agent.reset(seed=1)

@@ -12,9 +12,13 @@ import math
 
 import numpy as np
 import pytest
+from helpers import RecordingAgent
 
 import agents
 import baselines
+import baselines.delta_model
+from activeuf_env.core.synthetic import SyntheticPoolConfig
+from activeuf_env.runner.episode import play_episode
 
 N_DRAWS = 60_000
 
@@ -162,7 +166,7 @@ def test_delta_model_locates_models_through_model_ids():
     valid = np.ones((n_prompts, n_slots), np.int8)
     valid[5, list(model_ids[5]).index(7)] = 0  # model 7's response of prompt 5 is padding
     obs = make_obs(np.zeros((n_prompts, n_slots)), valid, model_ids)
-    pairs = agents.make("delta_model").select(obs)
+    pairs = agents.make("delta_model", chosen_model=8, rejected_model=7).select(obs)
     for row in range(n_prompts):
         ids = [int(obs["model_ids"][row, k]) if valid[row, k] else None for k in range(n_slots)]
         if 8 in ids and 7 in ids:
@@ -179,3 +183,78 @@ def test_delta_model_custom_pair_first_slot_and_inactive_prompts():
     assert agent.select(obs).tolist() == [[0, 1], [1, 0], [0, 0]]
     # The reversed pair labels the smaller model chosen: allowed, the user asked for it.
     assert agents.make("delta_model", chosen_model=2, rejected_model=4).select(obs).tolist() == [[1, 0], [0, 1], [0, 0]]
+
+
+# ---------------------------------------------------------------------------- delta_model by model family and size
+
+ALPACA_EVAL_LIKE_NAMES = (
+    "FuseChat-Gemma-2-9B-Instruct",
+    "FuseChat-Llama-3.1-8B-Instruct",
+    "FuseChat-Llama-3.2-1B-Instruct",
+    "FuseChat-Llama-3.2-3B-Instruct",
+    "Mixtral-8x7B-Instruct-v0.1_concise",
+    "claude-2",
+    "falcon-40b-instruct",
+    "falcon-7b-instruct",
+    "gemma-2b-it",
+    "gemma-7b-it",
+    "vicuna-13b-v1.5",
+    "vicuna-7b-v1.3",
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "parsed"),
+    [
+        ("gemma-7b-it", ("gemma-*-it", 7.0)),
+        ("FuseChat-Llama-3.2-1B-Instruct", ("FuseChat-Llama-3.2-*-Instruct", 1.0)),
+        ("Qwen3-0.6B", ("Qwen3-*", 0.6)),
+        ("vicuna-13b-v1.5", ("vicuna-*-v1.5", 13.0)),
+        ("fam3-xl", ("fam3-*", 5.0)),
+        ("Mixtral-8x7B-Instruct-v0.1_concise", None),
+        ("gpt-3.5-turbo-1106", None),
+        ("phi-2", None),
+    ],
+)
+def test_parse_model_size(name: str, parsed: tuple[str, float] | None) -> None:
+    assert baselines.delta_model.parse_model_size(name) == parsed
+
+
+def test_pick_delta_pair_takes_adjacent_middle_sizes_of_the_largest_family() -> None:
+    pick = baselines.delta_model.pick_delta_pair
+    assert pick(SyntheticPoolConfig().model_names()) == (3, 2)  # fam0-l vs fam0-m
+    # Every family of the AlpacaEval-like pool has two sizes: the one of the lowest model id wins.
+    assert pick(ALPACA_EVAL_LIKE_NAMES) == (3, 2)
+    assert pick(ALPACA_EVAL_LIKE_NAMES[4:]) == (2, 3)  # falcon-40b vs falcon-7b
+    assert pick(["q-0.5b", "q-1.5b", "q-3b", "q-7b", "q-14b", "x-1b", "x-2b"]) == (3, 2)  # 7b vs 3b
+    with pytest.raises(ValueError, match="no model family with two sizes"):
+        pick(["claude-2", "gemma-7b-it", "vicuna-13b-v1.5", "vicuna-7b-v1.3"])
+
+
+def test_delta_model_resolves_names_from_the_reset_info() -> None:
+    info = {"model_names": ALPACA_EVAL_LIKE_NAMES}
+    agent = agents.make("delta_model", chosen_model="gemma-7b-it", rejected_model="gemma-2b-it")
+    with pytest.raises(ValueError, match="needs the env's model names"):
+        agent.select(make_obs(np.zeros((1, 2)), model_ids=np.array([[9, 8]])))
+    agent.reset(seed=0, info=info)
+    assert agent.model_pair == (9, 8)
+    assert agent.select(make_obs(np.zeros((1, 3)), model_ids=np.array([[8, 1, 9]]))).tolist() == [[2, 0]]
+    default = agents.make("delta_model")
+    default.reset(seed=0, info=info)
+    assert default.model_pair == (3, 2)
+    with pytest.raises(ValueError, match="must name a model of the pool, got 'gemma-9b-it'"):
+        agents.make("delta_model", chosen_model="gemma-9b-it", rejected_model="gemma-2b-it").reset(0, info)
+    with pytest.raises(ValueError, match=r"must be a model id in \[0, 12\), got 12"):
+        agents.make("delta_model", chosen_model=12, rejected_model=0).reset(0, info)
+
+
+def test_delta_model_episode_uses_the_pools_family_pair(make_small_env) -> None:
+    env = make_small_env(**agents.make("delta_model").env_kwargs())
+    recorder = RecordingAgent(agents.make("delta_model"))
+    steps = list(play_episode(env, recorder, seed=0))
+    names = steps[0].info["model_names"]
+    assert recorder.agent.model_pair == (names.index("fam0-l"), names.index("fam0-m"))
+    collected = env.unwrapped.collected_pairs()
+    pool = env.unwrapped.pool
+    models = pool.model_ids[collected[:, 0], collected[:, 1]], pool.model_ids[collected[:, 0], collected[:, 2]]
+    assert len(collected) and (models[0] == names.index("fam0-l")).all() and (models[1] == names.index("fam0-m")).all()

@@ -39,13 +39,13 @@ The calibration history of the constants is in docs/calibration.md.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from activeuf_env._validation import check_bool, check_int, check_number
 from activeuf_env.core.pool import ResponsePool
+from activeuf_env.core.proxy_training import feature_scale, fit_logistic, solve_scale
 from activeuf_env.core.rm_benchmark import CATEGORIES, N_REJECTED, build_benchmark, model_skill_quantiles
 
 __all__ = [
@@ -57,7 +57,6 @@ __all__ = [
     "model_skill_quantiles",
 ]
 
-_SCALE_PROMPTS = 1024  # prompts read to estimate the feature scale (a memmapped pool is never read whole)
 _MIN_GAIN = 1e-9  # eval prompts whose best response is (numerically) no better than the reference are left out
 
 
@@ -296,7 +295,7 @@ class DownstreamEvaluator:
         self.train, self.eval_pool, self.seed = train, eval_pool, int(seed)
         cfg = self.config
 
-        self.feature_scale = _feature_scale(train) if cfg.normalize_features else 1.0
+        self.feature_scale = feature_scale(train) if cfg.normalize_features else 1.0
         self.skill_quantile = model_skill_quantiles(train, eval_pool)
         self._eval_features = np.asarray(eval_pool.features, dtype=np.float64) / self.feature_scale
         self._eval_valid = eval_pool.valid
@@ -325,17 +324,17 @@ class DownstreamEvaluator:
             oracle = self._check_pairs(self.oracle_pairs())
             if cfg.dpo_oracle_target is not None:
                 g = self._fit_policy(oracle)
-                self.dpo_scale = _solve_scale(lambda k: self.score_policy(k * g), cfg.dpo_oracle_target)
+                self.dpo_scale = solve_scale(lambda k: self.score_policy(k * g), cfg.dpo_oracle_target)
             if cfg.rm_oracle_target is not None:
                 delta = self._pair_differences(oracle)
-                w = _sgd_logistic(delta, 1.0, cfg.rm_epochs, cfg.rm_lr, cfg.rm_batch_size, self._sgd_rng())
+                w = fit_logistic(delta, 1.0, cfg.rm_epochs, cfg.rm_lr, cfg.rm_batch_size, self._sgd_rng())
                 scores = self._eval_features @ w
 
                 def rm_at(k: float) -> float:
                     acc = self.score_reward_model(k * scores, temperature=cfg.rm_temperature)
                     return float(np.mean([acc[c] for c in CATEGORIES]))
 
-                self.rm_scale = _solve_scale(rm_at, cfg.rm_oracle_target)
+                self.rm_scale = solve_scale(rm_at, cfg.rm_oracle_target)
 
     def _dpo_pair_features(self, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Chosen and rejected features as the DPO proxy sees them (centred on the reference mean; unit norm if set)."""
@@ -358,7 +357,7 @@ class DownstreamEvaluator:
             norms = np.linalg.norm(fc, axis=1) * np.linalg.norm(fr, axis=1)
             cos = np.sum(fc * fr, axis=1) / np.maximum(norms, 1e-12)
             push = cfg.dpo_displacement * np.maximum(cos, 0.0)[:, None] * (fc + fr) / 2.0
-        theta = _sgd_logistic(
+        theta = fit_logistic(
             delta,
             cfg.dpo_beta,
             cfg.dpo_epochs,
@@ -383,7 +382,10 @@ class DownstreamEvaluator:
         out = np.zeros((pool.n_prompts, pool.feature_dim))
         for start in range(0, pool.n_prompts, 256):
             rows = slice(start, start + 256)
-            f = features[rows] if features is not None else np.asarray(pool.features[rows], np.float64) / self.feature_scale
+            if features is not None:
+                f = features[rows]
+            else:
+                f = np.asarray(pool.features[rows], np.float64) / self.feature_scale
             out[rows] = np.einsum("nk,nkd->nd", weights[rows], np.where(pool.valid[rows, :, None], f, 0.0))
         return out
 
@@ -405,7 +407,7 @@ class DownstreamEvaluator:
         pairs = self._check_pairs(pairs)
         delta = self._pair_differences(pairs)
         cfg = self.config
-        w = _sgd_logistic(delta, 1.0, cfg.rm_epochs, cfg.rm_lr, cfg.rm_batch_size, self._sgd_rng())
+        w = fit_logistic(delta, 1.0, cfg.rm_epochs, cfg.rm_lr, cfg.rm_batch_size, self._sgd_rng())
         accuracy = self.score_reward_model(self._eval_features @ (self.rm_scale * w), temperature=cfg.rm_temperature)
         dpo = self.score_policy(self.dpo_scale * self._fit_policy(pairs))
         rm = float(np.mean([accuracy[c] for c in CATEGORIES]))
@@ -542,72 +544,3 @@ class DownstreamEvaluator:
         chosen = np.asarray(self.train.features[p, c], dtype=np.float64)
         rejected = np.asarray(self.train.features[p, r], dtype=np.float64)
         return (chosen - rejected) / self.feature_scale
-
-
-def _feature_scale(pool: ResponsePool) -> float:
-    """Root-mean-square norm of a valid response's feature minus its prompt's mean (valid) feature.
-
-    Estimated on the first ``_SCALE_PROMPTS`` prompts (in float32: a scale needs no more precision).
-    """
-    rows = slice(0, min(pool.n_prompts, _SCALE_PROMPTS))
-    valid = pool.valid[rows]
-    features = np.where(valid[..., None], np.asarray(pool.features[rows], dtype=np.float32), np.float32(0.0))
-    mean = features.sum(axis=1, keepdims=True) / valid.sum(axis=1)[:, None, None].astype(np.float32)
-    centred = np.where(valid[..., None], features - mean, np.float32(0.0))
-    scale = float(np.sqrt(np.sum(centred * centred, dtype=np.float64) / valid.sum()))
-    return scale if scale > 0 else 1.0
-
-
-def _sgd_logistic(
-    delta: np.ndarray,
-    beta: float,
-    epochs: int,
-    lr: float,
-    batch_size: int,
-    rng: np.random.Generator,
-    weight: np.ndarray | None = None,
-    decay: float = 0.0,
-    full_batch: bool = False,
-    push: np.ndarray | None = None,
-) -> np.ndarray:
-    """Plain minibatch SGD from zero on ``mean −weight · log sigmoid(β θ·Δ)``; returns ``θ`` (float64 ``[D]``).
-
-    The gradient of one pair is ``−weight β sigmoid(−β θ·Δ) Δ`` (``weight`` ``[n]``, ``None`` = all ones). The loop
-    runs over epochs and minibatches only.
-    """
-    theta = np.zeros(delta.shape[1])
-    n = len(delta)
-    if full_batch:
-        # The same number of steps as minibatch SGD, each on every pair: no dependence on the order, no forgetting.
-        w = np.ones(n) if weight is None else weight
-        for _ in range(epochs * -(-n // batch_size) if n else 0):
-            margin = beta * (delta @ theta)
-            gain = 0.5 * (1.0 - np.tanh(0.5 * margin)) * w
-            step = gain @ delta if push is None else gain @ delta - gain @ push
-            theta += lr * (beta * step / n - decay * theta)
-        return theta
-    for _ in range(epochs if n else 0):
-        order = rng.permutation(n)
-        for start in range(0, n, batch_size):
-            rows = order[start : start + batch_size]
-            batch = delta[rows]
-            margin = beta * (batch @ theta)
-            gain = 0.5 * (1.0 - np.tanh(0.5 * margin))  # sigmoid(−margin), overflow-free
-            if weight is not None:
-                gain = gain * weight[rows]
-            step = gain @ batch if push is None else gain @ batch - gain @ push[rows]
-            theta += lr * (beta * step / len(batch) - decay * theta)
-    return theta
-
-
-def _solve_scale(score_at: Callable[[float], float], target: float, low: float = 1e-3, high: float = 1e4) -> float:
-    """The scale ``k`` (geometric bisection in ``[low, high]``) at which ``score_at(k)`` first reaches ``target``."""
-    if score_at(high) < target:
-        return high
-    for _ in range(40):
-        mid = float(np.sqrt(low * high))
-        if score_at(mid) >= target:
-            high = mid
-        else:
-            low = mid
-    return float(high)

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import numpy as np
 
+from activeuf_env._validation import check_int
 from activeuf_env.core.pool import ResponsePool
 
-__all__ = ["validate_pairs"]
+__all__ = ["check_judge_calls", "validate_pairs"]
+
+
+def check_judge_calls(value: Any) -> int | Literal["all"]:
+    """``judge_calls_per_pair`` checked: an integer ``>= 1`` or ``"all"`` (every valid response of the prompt)."""
+    if isinstance(value, str) and value == "all":
+        return "all"
+    try:
+        return check_int("judge_calls_per_pair", value, low=1)  # type: ignore[return-value]
+    except ValueError:
+        raise ValueError(f"judge_calls_per_pair must be an integer >= 1 or 'all', got {value!r}") from None
 
 
 def validate_pairs(

@@ -18,7 +18,7 @@ from activeuf_env.core.downstream import DownstreamConfig, DownstreamScores
 from activeuf_env.core.pool import ResponsePool
 from activeuf_env.core.reward_model import EnsembleRewardModel, ReplayBuffer, RewardModelConfig, anchor_weight_at
 from activeuf_env.data.export import ExportFormat, export_pairs
-from activeuf_env.envs.actions import validate_pairs
+from activeuf_env.envs.actions import check_judge_calls, validate_pairs
 from activeuf_env.envs.episode import STATE_VERSION, Episode, RoundRecord
 from activeuf_env.envs.instances import InstanceSpec, LoadedInstance, as_instance_list, instance_shapes, load_instance
 from activeuf_env.envs.render import render_prompt_table
@@ -98,7 +98,8 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     With evaluation on, also ``rm_score``, ``dpo_score``, ``score``, the per-category accuracies ``rm_focus``,
     ``rm_precise``, ``rm_same_skill`` and ``regret`` (``S* − score``, where ``S*`` is the score of the evaluator
     trained on oracle pairs, :meth:`reference_score`): evaluated at reset (no pairs yet) and carried between
-    evaluations, so they are always present and never NaN.
+    evaluations, so they are always present and never NaN. The reset's ``info`` also holds ``model_names``, the
+    episode's instance's model names indexed by ``obs["model_ids"]`` (a tuple of str).
 
     ## Instances and real data
 
@@ -181,7 +182,7 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.split_seed = check_int("split_seed", split_seed, low=0)
         self.judge_name, self.judge_kwargs, self.judge_noise = judge, dict(judge_kwargs or {}), judge_noise
         self.labeler = check_choice("labeler", labeler, ("judge", "first"))
-        self.judge_calls_per_pair = _check_judge_calls(judge_calls_per_pair)
+        self.judge_calls_per_pair = check_judge_calls(judge_calls_per_pair)
         self.expose_judge_scores = check_bool("expose_judge_scores", expose_judge_scores)
         self.observe_features = check_bool("observe_features", observe_features)
         self.reward_model_config = reward_model or RewardModelConfig()
@@ -274,6 +275,10 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         """``S*`` of the current instance: the downstream score of oracle pairs for every train prompt (cached)."""
         return self._instance(self._require_episode().instance_id).evaluator.reference_score()
 
+    def reference_scores(self) -> dict[str, float | int]:
+        """Every downstream score of the oracle pairs of the current instance (``rm_score``, ``dpo_score``, ...)."""
+        return self._instance(self._require_episode().instance_id).evaluator.reference_scores().to_dict()
+
     def _require_episode(self) -> Episode:
         if self._episode is None:
             raise gym.error.ResetNeeded("call reset() before using the environment")
@@ -311,7 +316,9 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._evaluate(self._episode)
         observation = self._observe()
         self._episode.observation = observation
-        return _copy_obs(observation), self._info(None)
+        info = self._info(None)
+        info["model_names"] = tuple(train.model_names)
+        return _copy_obs(observation), info
 
     def _pick_instance(self, options: dict[str, Any] | None, rng: np.random.Generator) -> int:
         n = len(self.instance_specs)
@@ -534,15 +541,6 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         state = self.__dict__.copy()
         state["_cache"] = {}
         return state
-
-
-def _check_judge_calls(value: Any) -> int | Literal["all"]:
-    if isinstance(value, str) and value == "all":
-        return "all"
-    try:
-        return check_int("judge_calls_per_pair", value, low=1)  # type: ignore[return-value]
-    except ValueError:
-        raise ValueError(f"judge_calls_per_pair must be an integer >= 1 or 'all', got {value!r}") from None
 
 
 def _copy_obs(observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol, SupportsFloat, TypeAlias, runtime_checkable
@@ -83,8 +84,8 @@ class Agent(Protocol):
 
     name: str
 
-    def reset(self, seed: int | None = None) -> None:
-        """Re-seed the agent."""
+    def reset(self, seed: int | None = None, info: Mapping[str, Any] | None = None) -> None:
+        """Re-seed the agent; ``info`` is the env's reset info (an agent may accept ``seed`` alone)."""
 
     def select(self, obs: Observation) -> np.ndarray:
         """The ``[B, 2]`` pairs to label for an observation."""
@@ -129,7 +130,8 @@ class Step:
 def play_episode(env: gym.Env[Any, Any], policy: Policy, seed: int | None) -> Iterator[Step]:
     """Reset ``env`` and ``policy`` with ``seed`` and step until the episode ends, yielding every :class:`Step`.
 
-    The env is reset first, then the policy (``policy.reset(seed=seed)`` for an agent; a plain function is not
+    The env is reset first, then the policy (``policy.reset(seed=seed, info=info)`` with the env's reset info, or
+    ``policy.reset(seed=seed)`` when its reset takes no ``info``; a plain function is not
     reset). Each step asks the policy for an action on the latest observation. The loop stops after the step that
     terminates or truncates the episode; the caller may stop earlier by leaving the loop. The env is not closed.
 
@@ -165,7 +167,11 @@ def _steps(
 ) -> Iterator[Step]:
     obs, info = env.reset(seed=seed)
     if reset is not None:
-        reset(seed=seed)
+        # The reset info (model names, ...) goes to agents that take it; a plain reset(seed) is still an agent.
+        if "info" in inspect.signature(reset).parameters:
+            reset(seed=seed, info=info)
+        else:
+            reset(seed=seed)
     step = Step(0, obs, 0.0, False, False, info)
     yield step
     while not step.done:

@@ -1,0 +1,99 @@
+"""The optimisers of the downstream proxies: logistic (Bradley–Terry / DPO) fits, the feature scale, scale solving.
+
+Kept apart from :mod:`activeuf_env.core.downstream`, which defines what the proxies are and how they are scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from activeuf_env.core.pool import ResponsePool
+
+__all__ = ["feature_scale", "fit_logistic", "solve_scale"]
+
+_SCALE_PROMPTS = 1024  # prompts read to estimate the feature scale (a memmapped pool is never read whole)
+_CONVERGED = 1e-12  # relative size of a full-batch update below which θ is at its fixed point
+
+
+def feature_scale(pool: ResponsePool) -> float:
+    """Root-mean-square norm of a valid response's feature minus its prompt's mean (valid) feature.
+
+    Estimated on the first ``_SCALE_PROMPTS`` prompts (in float32: a scale needs no more precision).
+    """
+    rows = slice(0, min(pool.n_prompts, _SCALE_PROMPTS))
+    valid = pool.valid[rows]
+    features = np.where(valid[..., None], np.asarray(pool.features[rows], dtype=np.float32), np.float32(0.0))
+    mean = features.sum(axis=1, keepdims=True) / valid.sum(axis=1)[:, None, None].astype(np.float32)
+    centred = np.where(valid[..., None], features - mean, np.float32(0.0))
+    scale = float(np.sqrt(np.sum(centred * centred, dtype=np.float64) / valid.sum()))
+    return scale if scale > 0 else 1.0
+
+
+def fit_logistic(
+    delta: np.ndarray,
+    beta: float,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    rng: np.random.Generator,
+    weight: np.ndarray | None = None,
+    decay: float = 0.0,
+    full_batch: bool = False,
+    push: np.ndarray | None = None,
+) -> np.ndarray:
+    """Gradient descent from zero on ``mean −weight · log sigmoid(β θ·Δ) + decay/2 |θ|²``; returns float64 ``θ``.
+
+    The gradient of one pair is ``−weight β sigmoid(−β θ·Δ) (Δ − push)`` (``weight`` ``[n]``, ``None`` = all ones;
+    ``push`` ``[n, D]``, the likelihood-displacement term, ``None`` = zeros). Minibatch SGD runs ``epochs`` shuffled
+    passes in minibatches of ``batch_size`` (order from ``rng``); ``full_batch`` takes the same number of steps, each
+    on all pairs, and stops early once θ has reached its fixed point. The loop runs over steps only.
+
+    Example:
+        >>> delta = np.array([[1.0, 0.0], [1.0, 0.5]])
+        >>> theta = fit_logistic(delta, 1.0, 2, 0.5, 1, np.random.default_rng(0))
+        >>> bool(theta[0] > 0)
+        True
+    """
+    theta = np.zeros(delta.shape[1])
+    n = len(delta)
+    if full_batch:
+        # The same number of steps as minibatch SGD, each on every pair: no dependence on the order, no forgetting.
+        w = np.ones(n) if weight is None else weight
+        for _ in range(epochs * -(-n // batch_size) if n else 0):
+            margin = beta * (delta @ theta)
+            gain = 0.5 * (1.0 - np.tanh(0.5 * margin)) * w
+            step = gain @ delta if push is None else gain @ delta - gain @ push
+            update = lr * (beta * step / n - decay * theta)
+            theta += update
+            # Steps grow with n, so a large pair set would cost O(n²); once θ sits at its fixed point (to float
+            # precision) further steps change nothing, and stopping keeps an evaluation O(n).
+            if np.max(np.abs(update)) <= _CONVERGED * np.max(np.abs(theta)):
+                break
+        return theta
+    for _ in range(epochs if n else 0):
+        order = rng.permutation(n)
+        for start in range(0, n, batch_size):
+            rows = order[start : start + batch_size]
+            batch = delta[rows]
+            margin = beta * (batch @ theta)
+            gain = 0.5 * (1.0 - np.tanh(0.5 * margin))  # sigmoid(−margin), overflow-free
+            if weight is not None:
+                gain = gain * weight[rows]
+            step = gain @ batch if push is None else gain @ batch - gain @ push[rows]
+            theta += lr * (beta * step / len(batch) - decay * theta)
+    return theta
+
+
+def solve_scale(score_at: Callable[[float], float], target: float, low: float = 1e-3, high: float = 1e4) -> float:
+    """The scale ``k`` (geometric bisection in ``[low, high]``) at which ``score_at(k)`` first reaches ``target``."""
+    if score_at(high) < target:
+        return high
+    for _ in range(40):
+        mid = float(np.sqrt(low * high))
+        if score_at(mid) >= target:
+            high = mid
+        else:
+            low = mid
+    return float(high)
