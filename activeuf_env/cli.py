@@ -26,7 +26,15 @@ from typing import Any, TextIO
 from activeuf_env._validation import check_int
 from activeuf_env.tracking.recorder import DEFAULT_PROJECT, WANDB_MODES
 
-__all__ = ["COMMANDS", "build_parser", "main", "parse_env_kwargs", "parse_seeds", "run_episode_table"]
+__all__ = [
+    "COMMANDS",
+    "build_parser",
+    "main",
+    "parse_agent_kwargs",
+    "parse_env_kwargs",
+    "parse_seeds",
+    "run_episode_table",
+]
 
 DEMO_ENV = "ActiveUF/Synthetic-v0"
 DEMO_SEEDS = 3
@@ -50,6 +58,26 @@ def parse_seeds(text: str) -> list[int]:
     if "," not in text:
         return list(range(check_int("--seeds", values[0], low=1)))  # type: ignore[arg-type]
     return [check_int("--seeds", value, low=0) for value in values]  # type: ignore[misc]
+
+
+def parse_agent_kwargs(text: str | None) -> dict[str, dict[str, Any]]:
+    """Parse ``--agent-kwargs``: a JSON object of hyperparameters per agent name.
+
+    Example:
+        >>> parse_agent_kwargs('{"delta_model": {"chosen_model": "gemma-7b-it", "rejected_model": "gemma-2b-it"}}')
+        {'delta_model': {'chosen_model': 'gemma-7b-it', 'rejected_model': 'gemma-2b-it'}}
+    """
+    if text is None:
+        return {}
+    try:
+        kwargs = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--agent-kwargs must be a JSON object, got {text!r} ({exc})") from None
+    if not isinstance(kwargs, dict) or not all(isinstance(value, dict) for value in kwargs.values()):
+        raise ValueError(
+            f"--agent-kwargs must be a JSON object of agent name -> object of hyperparameters, got {text!r}"
+        )
+    return kwargs
 
 
 def parse_env_kwargs(text: str | None) -> dict[str, Any]:
@@ -198,6 +226,7 @@ def _bench(args: argparse.Namespace) -> int:
         out=args.out,
         workers=args.workers,
         env_kwargs=env_kwargs,
+        agent_kwargs=parse_agent_kwargs(args.agent_kwargs),
         wandb=args.wandb,
         wandb_dir=args.wandb_dir,
         wandb_project=args.wandb_project,
@@ -277,6 +306,9 @@ def _add_bench(commands: Any) -> None:
     _add_common(parser, out="runs/bench", seeds="5", workers=2)
     parser.add_argument("--eval-every", type=_positive_int, default=None, help="downstream evaluation every N rounds")
     parser.add_argument("--env-kwargs", default=None, help="JSON env overrides, e.g. '{\"batch_size\": 16}'")
+    parser.add_argument(
+        "--agent-kwargs", default=None, help='JSON hyperparameters per agent, e.g. \'{"drts": {"beta": 2.0}}\''
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
     parser.add_argument("--wandb-project", default=DEFAULT_PROJECT, help="W&B project")
     parser.add_argument("--wandb-dir", default=None, help="where W&B writes its wandb/ folder (default: --out)")

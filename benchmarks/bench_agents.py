@@ -68,7 +68,8 @@ def main() -> None:
     results: dict[str, dict[int, list[float]]] = {name: {} for name in names}
     for name in names:
         agent = agents.make(name)
-        agent.reset(seed=args.seed)
+        # Model ids 0..K-1 named as one family's sizes, so that delta_model's default pair exists.
+        agent.reset(seed=args.seed, info={"model_names": [f"fam0-{size}" for size in ("xs", "s", "m", "l", "xl")]})
         for k, obs in observations.items():
             results[name][k] = time_select(agent, obs, args.repeats)
 

@@ -54,8 +54,8 @@ class TimedAgent:
     agent: agents.Agent
     totals: dict[str, float]
 
-    def reset(self, seed: int | None = None) -> None:
-        self.agent.reset(seed=seed)
+    def reset(self, seed: int | None = None, info: dict[str, Any] | None = None) -> None:
+        self.agent.reset(seed=seed, info=info)
 
     def select(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         return timed(self.totals, "agent select", self.agent.select)(obs)

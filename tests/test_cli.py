@@ -63,6 +63,17 @@ def test_bench_without_wandb_and_with_explicit_seeds(tmp_path: Path, capsys: pyt
     assert json.loads((out / "config.json").read_text())["env"]["eval_every"] == 2
 
 
+def test_bench_agent_kwargs_name_delta_models_pair(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bench"
+    pair = '{"delta_model": {"chosen_model": "fam2-xl", "rejected_model": "fam2-xs"}}'
+    argv = ["bench", "--agents", "delta_model", "--seeds", "1", "--workers", "1", "--out", str(out), "--no-wandb"]
+    assert cli.main([*argv, "--env-kwargs", TINY, "--agent-kwargs", pair, "--no-progress"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert "fam2-xl" in json.dumps(config)
+    table = pd.read_csv(out / "results.csv")
+    assert table["labels"].iloc[-1] > 0 and (table["label_accuracy"].iloc[1:] > 0.5).all()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -73,6 +84,7 @@ def test_bench_without_wandb_and_with_explicit_seeds(tmp_path: Path, capsys: pyt
         (["bench", "--workers", "0"], "argument --workers: must be an integer >= 1, got '0'"),
         (["bench", "--wandb-mode", "cloud"], "argument --wandb-mode: invalid choice: 'cloud'"),
         (["bench", "--env-kwargs", "[1]"], "--env-kwargs must be a JSON object, got '[1]'"),
+        (["bench", "--agent-kwargs", '{"drts": 2}'], "--agent-kwargs must be a JSON object of agent name"),
         (["bench", "--env-kwargs", '{"instances": {"n_prompt": 5}}'], "--env-kwargs 'instances'"),
         (["bench", "--env", "ActiveUF/Nope-v0"], "unknown env id 'ActiveUF/Nope-v0'"),
     ],

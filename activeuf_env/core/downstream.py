@@ -15,23 +15,28 @@ evaluates them on the held-out eval prompts against *true quality*:
   Each pair teaches the policy in proportion to the reference policy's support of its two responses (on-policy
   pairs teach DPO most; pairs of responses the SFT model would never write teach it little).
 
-Both proxies are **budget-limited optimisations, not fits to convergence**: plain SGD (no Adam) from the
-reference (``θ = 0``), a fixed small number of epochs at a small learning rate. How far a proxy moves then depends
-on how large and how consistent the contrasts in the data are (the "delta learning" effect AUF builds on); a DPO
-proxy trained to convergence anti-correlates with AUF's ranking (docs/design.md §8.1).
+The reward model is a **budget-limited optimisation, not a fit to convergence**: plain SGD (no Adam) from ``w = 0``,
+a fixed small number of epochs at a small learning rate, so how far it moves depends on how large and how
+consistent the contrasts in the data are (the "delta learning" effect AUF builds on). The DPO proxy is an
+**anchored** optimisation (see :class:`DownstreamEvaluator`): full-batch steps on the DPO loss, an L2 pull toward
+the reference (the KL term's role) and likelihood displacement on pairs of similar responses. Its curves therefore
+saturate: how fast is set by the number of pairs, how high by the *average* contrast they teach. A DPO proxy
+trained to convergence without the anchor anti-correlates with AUF's ranking (docs/design.md §8.1).
 
 Design choices beyond the plainest evaluator (the calibration against AUF's table needs them; docs/design.md §8.5):
 
 - The reward model is linear in the features, not an MLP head: a linear head trained by budget-limited SGD already
-  separates the methods once accuracy is soft, and it keeps an evaluation at ~2 ms so the env can evaluate every
-  round.
+  separates the methods once accuracy is soft, and it keeps an evaluation at a few ms so the env can evaluate
+  every round.
 - The RM benchmark's accuracy is soft (``rm_temperature``); ``score_reward_model(scores)`` still gives the hard
   RewardBench accuracy of any scores.
 - The DPO loss of each pair is weighted by the reference policy's support of its two responses
-  (``dpo_support_width``; ``None`` restores the plain, unweighted DPO loss).
-- Because of that weighting, best-vs-worst oracle pairs are not the best possible data for the DPO proxy: ``S*``
-  is a reference, not an upper bound, and regret can be slightly negative (maxmin on ``ActiveUF/Synthetic-v0``).
-
+  (``dpo_support_width``; ``None`` restores the plain, unweighted DPO loss), anchored (``dpo_weight_decay``) and
+  displaced (``dpo_displacement``); best-vs-worst oracle pairs are therefore not the best possible data for the DPO
+  proxy: ``S*`` is a reference, not an upper bound, and regret can be negative.
+- Both proxies' outputs are multiplied by per-pool scales fixed at construction so that the oracle pair set reaches
+  ``dpo_oracle_target`` / ``rm_oracle_target``: feature dimension and how strongly features carry quality differ
+  between pools, and this rule (derived from the pool, not from its name) puts every pool on one scale.
 
 The calibration history of the constants is in docs/calibration.md.
 """
@@ -45,7 +50,7 @@ import numpy as np
 
 from activeuf_env._validation import check_bool, check_int, check_number
 from activeuf_env.core.pool import ResponsePool
-from activeuf_env.core.proxy_training import feature_scale, fit_logistic, solve_scale
+from activeuf_env.core.proxy_training import feature_scale, fit_logistic, solve_scale, weighted_mean_features
 from activeuf_env.core.rm_benchmark import CATEGORIES, N_REJECTED, build_benchmark, model_skill_quantiles
 
 __all__ = [
@@ -64,20 +69,26 @@ _MIN_GAIN = 1e-9  # eval prompts whose best response is (numerically) no better 
 class DownstreamConfig:
     """Every constant of the downstream evaluator (docs/design.md §8); validated on construction.
 
-    Calibrated defaults (on ``ActiveUF/Synthetic-v0`` against AUF's table; history, measured Spearman correlations
-    and the command that measures them: see docs/calibration.md):
+    Calibrated defaults (on three draws of the synthetic pool against AUF's table and learning curves; what each
+    alternative gave and the commands that measure it: docs/calibration.md):
 
     - ``rm_temperature = 1.5``: scale of the base model's own preferences, which a short RM fine-tune must outweigh.
     - ``dpo_support_width = 0.22``: DPO learns most from pairs its SFT reference could have written.
-    - ``dpo_lr = 10``: sets how far the budget-limited DPO policy moves (full-budget gains of the order of AUF's).
+    - ``dpo_lr = 240`` with ``dpo_weight_decay = 0.00104`` (``lr · decay = 1/4`` per step): the policy reaches its
+      fixed point ``β E[w σ Δ] / decay`` within a few dozen pairs, so curves plateau early, at a height set by the
+      pairs' average contrast; that fixed point equals the final ``θ`` of the earlier unanchored proxy, so the
+      final ranking is kept.
+    - ``dpo_displacement = 2``: pairs of similar responses lower the likelihood of both (close pairs end near 0).
+    - ``dpo_oracle_target = 0.07``, ``rm_oracle_target = 0.33``: what the oracle pair set reached on
+      ``ActiveUF/Synthetic-v0`` before the rule existed, so that pool is unchanged by it.
     - ``rm_lr = 0.5`` for 2 epochs leaves the reward model short of convergence; ``ref_center = 0.5`` and
       ``ref_width = 0.15`` put the reference's mass on the middle third of the models by skill.
 
-    Both proxies are trained by plain minibatch SGD from
-    ``θ = 0`` for a fixed budget: ``epochs`` passes over the pairs, minibatches of ``batch_size``, a constant
-    learning rate. Features are divided by one scalar (the root-mean-square norm of a response's feature minus its
-    prompt's mean feature, over the train pool) when ``normalize_features`` is set, so that learning rates mean the
-    same on pools of different feature dimension and scale.
+    The reward model is trained by plain minibatch SGD from ``w = 0`` for a fixed budget: ``rm_epochs`` passes over
+    the pairs, minibatches of ``rm_batch_size``, a constant learning rate; the DPO proxy takes as many steps, each
+    on all pairs (``dpo_full_batch``). Features are divided by one scalar (the root-mean-square norm of a response's
+    feature minus its prompt's mean feature, over the train pool) when ``normalize_features`` is set, so that
+    learning rates mean the same on pools of different feature dimension and scale.
 
     Args:
         rm_epochs: passes of the reward model's SGD over the pairs.
@@ -88,9 +99,9 @@ class DownstreamConfig:
             scores highest once every score is perturbed by i.i.d. Gumbel noise of scale ``τ`` (the untrained
             reward model's own preferences, which a budget-limited fine-tune must outweigh). ``0`` gives the hard
             accuracy (ties count ``1 / (1 + tied)``). The untrained model scores exactly chance, 0.25, either way.
-        dpo_epochs: passes of the DPO policy's SGD over the pairs.
-        dpo_lr: the DPO policy's SGD learning rate.
-        dpo_batch_size: pairs per DPO SGD step.
+        dpo_epochs: with ``dpo_batch_size``, sets the DPO proxy's number of steps, ``dpo_epochs · ceil(n / batch)``.
+        dpo_lr: the DPO policy's learning rate.
+        dpo_batch_size: pairs per DPO step when ``dpo_full_batch`` is off.
         dpo_beta: DPO's β in ``−log sigmoid(β (g(c) − g(r)))`` (AUF and the usual DPO default: 0.1).
         dpo_support_width: width ``σ_s`` (in skill quantile) of the reference support that weights each DPO pair:
             pair ``(c, r)``'s loss is multiplied by ``exp(−((q_c − ref_center)² + (q_r − ref_center)²) / (2 σ_s²))``,
@@ -229,7 +240,7 @@ class DownstreamEvaluator:
     ``τ``) are added to every score; it tends to the hard credit as ``τ → 0`` and is 0.25 for equal scores.
 
     **DPO policy** (``dpo_score``). ``π_θ(y|x) ∝ π_ref(y|x)·exp(g_θ(φ_xy))`` over each prompt's valid candidates, with
-    ``g_θ(φ) = θ·φ`` trained from ``θ = 0`` (the reference) by plain SGD on the DPO loss
+    ``g_θ(φ) = θ·φ`` trained from ``θ = 0`` (the reference) by anchored full-batch steps on the DPO loss
     ``−log sigmoid(β (g(c) − g(r)))``, ``β = dpo_beta = 0.1``. The reference (SFT) policy is
     ``π_ref(y|x) ∝ exp(−(q_y − ref_center)² / (2 ref_width²))``, with ``q_y`` the skill quantile of the model that
     wrote ``y``: its mass sits on mid-skill models. Per eval prompt the improvement is
@@ -377,17 +388,7 @@ class DownstreamEvaluator:
         cfg = self.config
         quantile = self.skill_quantile[pool.model_ids]
         log_ref = np.where(pool.valid, -0.5 * ((quantile - cfg.ref_center) / cfg.ref_width) ** 2, -np.inf)
-        weights = np.exp(log_ref - log_ref.max(axis=1, keepdims=True))
-        weights /= weights.sum(axis=1, keepdims=True)
-        out = np.zeros((pool.n_prompts, pool.feature_dim))
-        for start in range(0, pool.n_prompts, 256):
-            rows = slice(start, start + 256)
-            if features is not None:
-                f = features[rows]
-            else:
-                f = np.asarray(pool.features[rows], np.float64) / self.feature_scale
-            out[rows] = np.einsum("nk,nkd->nd", weights[rows], np.where(pool.valid[rows, :, None], f, 0.0))
-        return out
+        return weighted_mean_features(pool, log_ref, self.feature_scale, features)
 
     def evaluate(self, pairs: np.ndarray) -> DownstreamScores:
         """Train both proxies on ``pairs`` and score them on the eval prompts.

@@ -11,9 +11,10 @@ import numpy as np
 
 from activeuf_env.core.pool import ResponsePool
 
-__all__ = ["feature_scale", "fit_logistic", "solve_scale"]
+__all__ = ["feature_scale", "fit_logistic", "solve_scale", "weighted_mean_features"]
 
 _SCALE_PROMPTS = 1024  # prompts read to estimate the feature scale (a memmapped pool is never read whole)
+_CHUNK_PROMPTS = 256  # prompts per chunk when averaging features
 _CONVERGED = 1e-12  # relative size of a full-batch update below which θ is at its fixed point
 
 
@@ -97,3 +98,22 @@ def solve_scale(score_at: Callable[[float], float], target: float, low: float = 
         else:
             low = mid
     return float(high)
+
+
+def weighted_mean_features(
+    pool: ResponsePool, log_weight: np.ndarray, scale: float, features: np.ndarray | None = None
+) -> np.ndarray:
+    """Per prompt, the mean feature under ``softmax(log_weight)`` over its responses, float64 ``[n_prompts, D]``.
+
+    ``log_weight`` is ``[n_prompts, K]`` with ``-inf`` on padded responses; features are ``pool.features / scale``
+    unless ``features`` (already scaled) is given. Prompts are read in chunks, so a memory-mapped pool is never
+    loaded whole.
+    """
+    weights = np.exp(log_weight - log_weight.max(axis=1, keepdims=True))
+    weights /= weights.sum(axis=1, keepdims=True)
+    out = np.zeros((pool.n_prompts, pool.feature_dim))
+    for start in range(0, pool.n_prompts, _CHUNK_PROMPTS):
+        rows = slice(start, start + _CHUNK_PROMPTS)
+        chunk = features[rows] if features is not None else np.asarray(pool.features[rows], np.float64) / scale
+        out[rows] = np.einsum("nk,nkd->nd", weights[rows], np.where(pool.valid[rows, :, None], chunk, 0.0))
+    return out
