@@ -74,11 +74,10 @@ class DownstreamConfig:
 
     - ``rm_temperature = 1.5``: scale of the base model's own preferences, which a short RM fine-tune must outweigh.
     - ``dpo_support_width = 0.22``: DPO learns most from pairs its SFT reference could have written.
-    - ``dpo_lr = 240`` with ``dpo_weight_decay = 0.00104`` (``lr · decay = 1/4`` per step): the policy reaches its
-      fixed point ``β E[w σ Δ] / decay`` within a few dozen pairs, so curves plateau early, at a height set by the
-      pairs' average contrast; that fixed point equals the final ``θ`` of the earlier unanchored proxy, so the
-      final ranking is kept.
-    - ``dpo_displacement = 2``: pairs of similar responses lower the likelihood of both (close pairs end near 0).
+    - ``dpo_lr = 360``, ``dpo_weight_decay = 0.00104``: the policy reaches its fixed point within a few dozen pairs,
+      so curves plateau early, at a height set by the pairs' average contrast.
+    - ``dpo_consistency_power = 0.25``: pairs whose gradients disagree teach less (random pairs plateau at about
+      half of the gap-seekers' level, as in AUF); ``dpo_displacement = 2``: close, similar pairs end near 0.
     - ``dpo_oracle_target = 0.07``, ``rm_oracle_target = 0.33``: what the oracle pair set reached on
       ``ActiveUF/Synthetic-v0`` before the rule existed, so that pool is unchanged by it.
     - ``rm_lr = 0.5`` for 2 epochs leaves the reward model short of convergence; ``ref_center = 0.5`` and
@@ -126,6 +125,9 @@ class DownstreamConfig:
             centred on the prompt's reference-mean feature, so a pair of similar responses lowers the likelihood of
             both (Razin et al. 2024, "likelihood displacement") and moves the policy's mass to the prompt's other
             responses. ``0``: none.
+        dpo_consistency_power: power ``p`` of the consistency gate of the full-batch DPO step: its loss gradient is
+            multiplied by ``ρ^p``, ``ρ = |E g|² / (|E g|² + tr Cov(g) / dpo_batch_size)`` over the per-pair
+            gradients ``g`` (see the evaluator). ``0``: none.
         dpo_oracle_target: the DPO proxy's log-ratio is multiplied by a scale fixed at construction so that the
             oracle pair set (:meth:`DownstreamEvaluator.oracle_pairs`) reaches this ``dpo_score``; ``None``: 1.
         rm_oracle_target: likewise for the reward model's scores and ``rm_score``; ``None``: 1.
@@ -144,7 +146,7 @@ class DownstreamConfig:
     rm_batch_size: int = 32
     rm_temperature: float = 1.5
     dpo_epochs: int = 3
-    dpo_lr: float = 240.0
+    dpo_lr: float = 360.0
     dpo_batch_size: int = 32
     dpo_beta: float = 0.1
     dpo_support_width: float | None = 0.22
@@ -158,6 +160,7 @@ class DownstreamConfig:
     dpo_displacement: float = 2.0
     dpo_oracle_target: float | None = 0.07
     rm_oracle_target: float | None = 0.33
+    dpo_consistency_power: float = 0.25
 
     def __post_init__(self) -> None:
         for name in ("rm_epochs", "rm_batch_size", "dpo_epochs", "dpo_batch_size"):
@@ -173,6 +176,7 @@ class DownstreamConfig:
         check_bool("dpo_full_batch", self.dpo_full_batch)
         check_number("dpo_weight_decay", self.dpo_weight_decay, low=0.0)
         check_number("dpo_displacement", self.dpo_displacement, low=0.0)
+        check_number("dpo_consistency_power", self.dpo_consistency_power, low=0.0)
         for name in ("dpo_oracle_target", "rm_oracle_target"):
             check_number(name, getattr(self, name), low=0.0, high=1.0, low_open=True, optional=True)
 
@@ -251,19 +255,17 @@ class DownstreamEvaluator:
     responses its SFT starting point could have written.
 
     **Why the DPO curves saturate, and at what level.** Real DPO moves the policy quickly where a pair's contrast
-    is large and consistent, stops where the margin is already won, and is held near the reference by its KL term;
-    on pairs of similar responses it lowers the likelihood of *both* (likelihood displacement) and hands their mass
-    to other responses. The proxy keeps those three effects and nothing else: (1) full-batch steps, as many as
-    minibatch SGD would take (so the step count grows with the pairs, and the result does not depend on their
-    order); (2) an L2 anchor to the reference (``dpo_weight_decay``), so ``θ`` approaches the fixed point
-    ``θ* = β E[w σ(−m) Δ] / λ`` exponentially in the number of steps: a pair set's curve plateaus after a fixed
-    number of labels, at a height set by its *average* support-weighted contrast (gap-seeking pair sets: large
-    and consistent, high; random pairs: smaller and partly mislabelled, lower; close pairs: small); (3) a
-    displacement term ``−κ max(cos(c̃, r̃), 0) (c̃ + r̃) / 2`` per pair, which for similar pairs near the top of a
-    prompt pushes the policy *away* from its good responses (those pair sets end near or below zero). The
-    log-ratio is finally multiplied by a per-pool scale chosen so the oracle pair set reaches
-    ``dpo_oracle_target``: the feature dimension and how strongly features carry quality differ between pools,
-    and this rule puts every pool on the synthetic pool's scale.
+    is large and consistent, is held near the reference by its KL term, lets its normalised (Adam) steps go far only
+    where the pairs' gradients agree, and on pairs of similar responses lowers the likelihood of *both*. The proxy
+    keeps those four effects: (1) full-batch steps, as many as minibatch SGD would take (the step count grows with
+    the pairs; their order does not matter); (2) an L2 anchor to the reference (``dpo_weight_decay``), so ``θ``
+    approaches the fixed point ``θ* = ρ^p β E[w σ(−m) Δ] / λ`` geometrically: a curve plateaus after a fixed number
+    of labels, at a height set by the pairs' *average* support-weighted contrast; (3) the consistency ``ρ`` of the
+    per-pair gradients (``dpo_consistency_power``): gap-seeking pair sets agree and reach their level at once, random
+    and partly mislabelled sets start low and creep up as more pairs reveal their mean; (4) a displacement term
+    ``−κ max(cos(c̃, r̃), 0) (c̃ + r̃) / 2`` per pair, which for similar pairs near the top of a prompt pushes the
+    policy *away* from its good responses (those pair sets end near zero). The log-ratio is finally multiplied by
+    a per-pool scale chosen so the oracle pair set reaches ``dpo_oracle_target``.
 
     Args:
         train: the train pool, whose prompt indices the pairs refer to.
@@ -379,6 +381,7 @@ class DownstreamEvaluator:
             decay=cfg.dpo_weight_decay,
             full_batch=cfg.dpo_full_batch,
             push=push,
+            consistency_power=cfg.dpo_consistency_power,
         )
         g = (self._eval_features - self._eval_ref_mean[:, None, :]) @ theta
         return np.where(self._eval_valid, g, 0.0)

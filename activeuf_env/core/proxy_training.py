@@ -43,13 +43,16 @@ def fit_logistic(
     decay: float = 0.0,
     full_batch: bool = False,
     push: np.ndarray | None = None,
+    consistency_power: float = 0.0,
 ) -> np.ndarray:
     """Gradient descent from zero on ``mean −weight · log sigmoid(β θ·Δ) + decay/2 |θ|²``; returns float64 ``θ``.
 
     The gradient of one pair is ``−weight β sigmoid(−β θ·Δ) (Δ − push)`` (``weight`` ``[n]``, ``None`` = all ones;
     ``push`` ``[n, D]``, the likelihood-displacement term, ``None`` = zeros). Minibatch SGD runs ``epochs`` shuffled
     passes in minibatches of ``batch_size`` (order from ``rng``); ``full_batch`` takes the same number of steps, each
-    on all pairs, and stops early once θ has reached its fixed point. The loop runs over steps only.
+    on all pairs, and stops early once θ has reached its fixed point. With ``consistency_power`` ``p > 0`` (full
+    batch only) each step's loss gradient is multiplied by ``ρ^p``, ``ρ`` the consistency of the per-pair gradients
+    (:func:`_consistency`). The loop runs over steps only.
 
     Example:
         >>> delta = np.array([[1.0, 0.0], [1.0, 0.5]])
@@ -66,7 +69,10 @@ def fit_logistic(
             margin = beta * (delta @ theta)
             gain = 0.5 * (1.0 - np.tanh(0.5 * margin)) * w
             step = gain @ delta if push is None else gain @ delta - gain @ push
-            update = lr * (beta * step / n - decay * theta)
+            level = (
+                _consistency(gain, delta, push, step / n, batch_size) ** consistency_power if consistency_power else 1.0
+            )
+            update = lr * (level * beta * step / n - decay * theta)
             theta += update
             # Steps grow with n, so a large pair set would cost O(n²); once θ sits at its fixed point (to float
             # precision) further steps change nothing, and stopping keeps an evaluation O(n).
@@ -85,6 +91,25 @@ def fit_logistic(
             step = gain @ batch if push is None else gain @ batch - gain @ push[rows]
             theta += lr * (beta * step / len(batch) - decay * theta)
     return theta
+
+
+def _consistency(
+    gain: np.ndarray, delta: np.ndarray, push: np.ndarray | None, mean: np.ndarray, batch_size: int
+) -> float:
+    """``ρ = |E g|² / (|E g|² + tr Cov(g) / batch_size)`` of the per-pair gradients ``g_i = gain_i (Δ_i − push_i)``.
+
+    The share of signal in a minibatch-mean gradient of ``batch_size`` pairs drawn from the pair set: 1 when every
+    pair pushes the same way, near 0 when the pairs disagree (small, partly mislabelled contrasts). ``|E g|²`` is
+    estimated without the sample's own noise (``|mean|² − var / n``), so a few noisy pairs do not look consistent.
+    Normalised optimisers (Adam, as in DPO practice) move far only along such agreeing directions.
+    """
+    n = len(gain)
+    if n < 2:
+        return 1.0
+    per_pair = gain[:, None] * (delta if push is None else delta - push)
+    var = float(np.sum((per_pair - mean) ** 2)) / (n - 1)
+    signal = max(float(mean @ mean) - var / n, 0.0)
+    return signal / max(signal + var / batch_size, 1e-300)
 
 
 def solve_scale(score_at: Callable[[float], float], target: float, low: float = 1e-3, high: float = 1e4) -> float:
