@@ -176,6 +176,11 @@ def test_alpaca_eval_env_shapes() -> None:
     np.testing.assert_array_equal(pool.true_quality, pool.judge_scores)
     assert (~pool.valid).sum() + (~inner.eval_pool.valid).sum() == 805 * 57 - 45_875  # missing responses, padded
     np.testing.assert_array_equal(obs["model_ids"], np.where(obs["valid"] == 1, np.arange(57), 0))
+    # The oracle-target rule carries the synthetic pool's scale over: the oracle pair set moves both proxies.
+    oracle = inner.reference_scores()
+    assert oracle["dpo_score"] >= 0.05 and oracle["rm_score"] >= 0.30
+    names = info["model_names"]
+    assert len(names) == 57 and names[3] == "FuseChat-Llama-3.2-3B-Instruct"
 
 
 @pytest.mark.slow
