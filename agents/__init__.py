@@ -3,7 +3,7 @@
 ``agents.make(name, **kwargs)`` creates any of :func:`registered_names`: the uncertainty-aware agents of this
 package (``dts``, ``drts``, ``deltaucb``, ``deltaquantile``, ``maxminlcb``, ``rucb``, ``infomax``, ``infogain``,
 ``ids``) and the static heuristics of :mod:`baselines` (``random``, ``ultrafeedback``, ``maxmin``,
-``delta_model``). Every agent is a validated dataclass with ``name``, ``reset(seed)``, ``select(obs)`` and
+``delta_model``). Every agent is a validated dataclass with ``name``, ``reset(seed, info=None)``, ``select(obs)`` and
 ``env_kwargs()`` (see :class:`agents.base.Agent`).
 
 Example:

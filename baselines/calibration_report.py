@@ -13,7 +13,7 @@ evaluation after every round) through :func:`activeuf_env.runner.run_benchmark`,
 - the oracle pair set's scores (the reference ``S*``) of each pool;
 - one figure per pool (``curves_<pool>.png``): our DPO and RM curves and the paper's.
 
-Run (about 15 minutes on 2 cores)::
+Run (about 6 minutes on 2 cores with the default 2 workers)::
 
     .venv/bin/python baselines/calibration_report.py --seeds 5 --out runs/calibration
 

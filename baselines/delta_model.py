@@ -171,6 +171,9 @@ class DeltaModel(Agent):
         super().reset(seed=seed, info=info)
         names = None if info is None else info.get("model_names")
         if names is None:
+            # A pair resolved from another pool's names must not carry over; model ids need no names.
+            ids = isinstance(self.chosen_model, int) and isinstance(self.rejected_model, int)
+            self._pair = (self.chosen_model, self.rejected_model) if ids else None  # type: ignore[assignment]
             return
         names = [str(name) for name in names]
         if self.chosen_model is None:

@@ -47,7 +47,7 @@ def test_pool_report_from_a_tiny_benchmark(tmp_path: Path) -> None:
     curves = report.mean_curves(result.results)
     fractions, dpo, _ = curves["random"]
     assert fractions[0] == 0.0 and fractions[-1] == 1.0 and dpo[0] == 0.0
-    assert headline["ltm"]["random"] <= 1.0  # Random reaches its own full-budget score at the latest at the end
+    assert headline["ltm"]["maxmin"] <= headline["ltm"]["random"]  # large gaps reach Random's final score first
     finals = result.results.groupby("agent")["dpo_score"].last()
     assert np.isfinite(headline["rho_dpo"]) and set(headline["ltm"]) == {"random", "maxmin", "dts"}
     assert f"{finals['maxmin']:.3f}" in text

@@ -6,11 +6,14 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+import agents
 from activeuf_env import cli
 from activeuf_env.runner import RESULT_COLUMNS
+from activeuf_env.runner.episode import make_env, play_episode
 from activeuf_env.tracking import read_offline_run
 
 TINY = '{"instances": {"n_prompts": 100, "feature_dim": 8}, "batch_size": 20, "eval_size": 40}'
@@ -71,7 +74,15 @@ def test_bench_agent_kwargs_name_delta_models_pair(tmp_path: Path, capsys: pytes
     config = json.loads((out / "config.json").read_text())
     assert "fam2-xl" in json.dumps(config)
     table = pd.read_csv(out / "results.csv")
-    assert table["labels"].iloc[-1] > 0 and (table["label_accuracy"].iloc[1:] > 0.5).all()
+    assert table["labels"].iloc[-1] > 0
+    # Replay the episode: the named pair, not the default fam0-l / fam0-m, was collected.
+    agent = agents.make("delta_model", chosen_model="fam2-xl", rejected_model="fam2-xs")
+    env = make_env("ActiveUF/Synthetic-v0", agent, cli.parse_env_kwargs(TINY))
+    list(play_episode(env, agent, seed=0))
+    pairs, pool = env.unwrapped.collected_pairs(), env.unwrapped.pool
+    model_names = np.asarray(pool.model_names)
+    chosen, rejected = (model_names[pool.model_ids[pairs[:, 0], pairs[:, column]]] for column in (1, 2))
+    assert len(pairs) == table["labels"].iloc[-1] and {*chosen} == {"fam2-xl"} and {*rejected} == {"fam2-xs"}
 
 
 @pytest.mark.parametrize(

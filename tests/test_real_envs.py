@@ -24,6 +24,7 @@ from activeuf_env.core.pool import ResponsePool
 from activeuf_env.data.locate import locate_alpaca_eval
 from activeuf_env.data.readers import read_auf_dataset
 from activeuf_env.runner.episode import play_episode
+from baselines.delta_model import pick_delta_pair
 
 
 def run_random_episode(env: gym.Env, seed: int = 0) -> dict[str, Any]:
@@ -180,7 +181,8 @@ def test_alpaca_eval_env_shapes() -> None:
     oracle = inner.reference_scores()
     assert oracle["dpo_score"] >= 0.05 and oracle["rm_score"] >= 0.30
     names = info["model_names"]
-    assert len(names) == 57 and names[3] == "FuseChat-Llama-3.2-3B-Instruct"
+    assert len(names) == 57 and pick_delta_pair(names) == (3, 2)  # the README's default pick on AlpacaEval-v0
+    assert names[3] == "FuseChat-Llama-3.2-3B-Instruct" and names[2] == "FuseChat-Llama-3.2-1B-Instruct"
 
 
 @pytest.mark.slow

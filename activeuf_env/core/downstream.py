@@ -72,7 +72,8 @@ class DownstreamConfig:
     Calibrated defaults (on three draws of the synthetic pool against AUF's table and learning curves; what each
     alternative gave and the commands that measure it: docs/calibration.md):
 
-    - ``rm_temperature = 1.5``: scale of the base model's own preferences, which a short RM fine-tune must outweigh.
+    - ``rm_temperature = 1.5``: scale of the base model's own preferences, which a short RM fine-tune must outweigh
+      (only with ``rm_oracle_target=None``: the soft accuracy depends on ``rm_scale / τ``, which that rule sets).
     - ``dpo_support_width = 0.22``: DPO learns most from pairs its SFT reference could have written.
     - ``dpo_lr = 360``, ``dpo_weight_decay = 0.00104``: the policy reaches its fixed point within a few dozen pairs,
       so curves plateau early, at a height set by the pairs' average contrast.
@@ -116,7 +117,8 @@ class DownstreamConfig:
         normalize_features: divide features by the pool's feature scale (see above).
         dpo_weight_decay: the DPO proxy's anchor to the reference: every step also shrinks ``θ`` by
             ``dpo_lr · dpo_weight_decay`` (an L2 / KL term), so ``θ`` converges to the fixed point
-            ``β E[w σ(−m) Δ] / dpo_weight_decay`` in about ``1 / (dpo_lr · dpo_weight_decay)`` steps. ``0``: none.
+            ``ρ^p β E[w σ(−m) Δ] / dpo_weight_decay`` (``ρ^p``: the consistency gate) in about
+            ``1 / (dpo_lr · dpo_weight_decay)`` steps. ``0``: none.
         dpo_full_batch: take the DPO proxy's ``dpo_epochs · ceil(n / dpo_batch_size)`` steps on all pairs at once
             (the same number of steps as minibatch SGD): no minibatch-order noise, and no forgetting of early pairs
             under the anchor. ``False``: minibatch SGD.
@@ -337,20 +339,18 @@ class DownstreamEvaluator:
             oracle = self._check_pairs(self.oracle_pairs())
             if cfg.dpo_oracle_target is not None:
                 g = self._fit_policy(oracle)
-                self.dpo_scale = solve_scale(lambda k: self.score_policy(k * g), cfg.dpo_oracle_target)
+                self.dpo_scale = solve_scale(
+                    lambda k: self.score_policy(k * g), cfg.dpo_oracle_target, "dpo_oracle_target"
+                )
             if cfg.rm_oracle_target is not None:
                 delta = self._pair_differences(oracle)
                 w = fit_logistic(delta, 1.0, cfg.rm_epochs, cfg.rm_lr, cfg.rm_batch_size, self._sgd_rng())
-                scores = self._eval_features @ w
-
-                def rm_at(k: float) -> float:
-                    acc = self.score_reward_model(k * scores, temperature=cfg.rm_temperature)
-                    return float(np.mean([acc[c] for c in CATEGORIES]))
-
-                self.rm_scale = solve_scale(rm_at, cfg.rm_oracle_target)
+                scores, tau = self._eval_features @ w, cfg.rm_temperature
+                rm_at = lambda k: float(np.mean(list(self.score_reward_model(k * scores, temperature=tau).values())))  # noqa: E731
+                self.rm_scale = solve_scale(rm_at, cfg.rm_oracle_target, "rm_oracle_target")
 
     def _dpo_pair_features(self, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Chosen and rejected features as the DPO proxy sees them (centred on the reference mean; unit norm if set)."""
+        """Chosen and rejected features as the DPO proxy sees them (scaled, centred on the reference mean)."""
         if self._train_ref_mean is None:
             self._train_ref_mean = self._ref_mean_features(self.train)
         p, c, r = pairs.T

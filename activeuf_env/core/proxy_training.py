@@ -5,15 +5,23 @@ Kept apart from :mod:`activeuf_env.core.downstream`, which defines what the prox
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 
 from activeuf_env.core.pool import ResponsePool
 
-__all__ = ["feature_scale", "fit_logistic", "solve_scale", "weighted_mean_features"]
+__all__ = ["OracleTargetWarning", "feature_scale", "fit_logistic", "solve_scale", "weighted_mean_features"]
 
 _SCALE_PROMPTS = 1024  # prompts read to estimate the feature scale (a memmapped pool is never read whole)
+
+
+class OracleTargetWarning(UserWarning):
+    """The oracle pair set cannot reach an oracle target on this pool (tiny or signal-free pools); the largest
+    scale is used instead."""
+
+
 _CHUNK_PROMPTS = 256  # prompts per chunk when averaging features
 _CONVERGED = 1e-12  # relative size of a full-batch update below which θ is at its fixed point
 
@@ -101,7 +109,9 @@ def _consistency(
     The share of signal in a minibatch-mean gradient of ``batch_size`` pairs drawn from the pair set: 1 when every
     pair pushes the same way, near 0 when the pairs disagree (small, partly mislabelled contrasts). ``|E g|²`` is
     estimated without the sample's own noise (``|mean|² − var / n``), so a few noisy pairs do not look consistent.
-    Normalised optimisers (Adam, as in DPO practice) move far only along such agreeing directions.
+    Normalised optimisers (Adam, as in DPO practice) move far only along such agreeing directions. A pair set whose
+    mean gradient at the reference is indistinguishable from its noise (``ρ = 0``) does not move the policy at all:
+    the fit stops at ``θ = 0`` after one step.
     """
     n = len(gain)
     if n < 2:
@@ -112,9 +122,23 @@ def _consistency(
     return signal / max(signal + var / batch_size, 1e-300)
 
 
-def solve_scale(score_at: Callable[[float], float], target: float, low: float = 1e-3, high: float = 1e4) -> float:
-    """The scale ``k`` (geometric bisection in ``[low, high]``) at which ``score_at(k)`` first reaches ``target``."""
-    if score_at(high) < target:
+def solve_scale(
+    score_at: Callable[[float], float], target: float, name: str, low: float = 1e-3, high: float = 1e4
+) -> float:
+    """The scale ``k`` (geometric bisection in ``[low, high]``) at which ``score_at(k)`` first reaches ``target``.
+
+    Assumes ``score_at`` rises with ``k`` (a proxy's score as its output is scaled up). When even ``high`` falls short
+    (a pool whose features carry no quality signal the oracle pairs could teach), it warns, naming ``name``, the
+    target and the score reached, and returns ``high``.
+    """
+    reached = score_at(high)
+    if reached < target:
+        warnings.warn(
+            f"{name}={target} is out of reach on this pool: the oracle pair set scores {reached:.4f} even at scale "
+            f"{high:g}; using that scale (set {name}=None to keep the proxy's own scale)",
+            OracleTargetWarning,
+            stacklevel=3,
+        )
         return high
     for _ in range(40):
         mid = float(np.sqrt(low * high))

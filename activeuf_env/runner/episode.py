@@ -168,7 +168,8 @@ def _steps(
     obs, info = env.reset(seed=seed)
     if reset is not None:
         # The reset info (model names, ...) goes to agents that take it; a plain reset(seed) is still an agent.
-        if "info" in inspect.signature(reset).parameters:
+        parameters = inspect.signature(reset).parameters
+        if "info" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
             reset(seed=seed, info=info)
         else:
             reset(seed=seed)
