@@ -177,8 +177,13 @@ def _episode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _subparser(commands: Any, name: str, help: str) -> argparse.ArgumentParser:
+    """A sub-command parser whose ``--help`` shows every default."""
+    return commands.add_parser(name, help=help, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+
 def _add_episode(commands: Any) -> None:
-    parser = commands.add_parser("episode", help="run one seeded episode and print a per-round table")
+    parser = _subparser(commands, "episode", help="run one seeded episode and print a per-round table")
     parser.add_argument("--env", default=DEMO_ENV, help="environment id")
     parser.add_argument("--agent", default="drts", help="agent name (see agents.registered_names())")
     parser.add_argument("--seed", type=int, default=0)
@@ -274,7 +279,7 @@ def _features(args: argparse.Namespace) -> int:
 
 
 def _add_features(commands: Any) -> None:
-    parser = commands.add_parser("features", help="encode a dataset's texts into the embedding cache")
+    parser = _subparser(commands, "features", help="encode a dataset's texts into the embedding cache")
     parser.add_argument("path", help="an AUF dataset (JSONL, Parquet, datasets directory) or a multi-model JSONL")
     parser.add_argument("--encoder", default=None, help="a local transformers model path (default: all-MiniLM-L6-v2)")
     parser.add_argument("--cache-dir", default=None, help="cache directory (default: $ACTIVEUF_CACHE_DIR or ~/.cache)")
@@ -300,9 +305,13 @@ def _add_common(parser: argparse.ArgumentParser, out: str, seeds: str, workers: 
 
 
 def _add_bench(commands: Any) -> None:
-    parser = commands.add_parser("bench", help="benchmark agents × seeds on an env: tables, summary, plots, W&B")
+    parser = _subparser(commands, "bench", help="benchmark agents × seeds on an env: tables, summary, plots, W&B")
     parser.add_argument("--env", default=DEMO_ENV, help="environment id")
-    parser.add_argument("--agents", default=None, help="comma-separated agent names (default: all registered)")
+    parser.add_argument(
+        "--agents",
+        default=None,
+        help="comma-separated agent names or 'module:Class' paths of your own agents; None: every registered agent",
+    )
     _add_common(parser, out="runs/bench", seeds="5", workers=2)
     parser.add_argument("--eval-every", type=_positive_int, default=None, help="downstream evaluation every N rounds")
     parser.add_argument("--env-kwargs", default=None, help="JSON env overrides, e.g. '{\"batch_size\": 16}'")
@@ -319,11 +328,67 @@ def _add_bench(commands: Any) -> None:
 
 
 def _add_demo(commands: Any) -> None:
-    parser = commands.add_parser(
-        "demo", help=f"the main job: every agent and baseline on {DEMO_ENV}, {DEMO_SEEDS} seeds, W&B offline"
+    parser = _subparser(
+        commands, "demo", help=f"the main job: every agent and baseline on {DEMO_ENV}, {DEMO_SEEDS} seeds, W&B offline"
     )
     _add_common(parser, out=DEMO_OUT, seeds=str(DEMO_SEEDS), workers=DEMO_WORKERS)
     parser.set_defaults(handler=_demo)
+
+
+def describe_env_ids() -> list[str]:
+    """One line per registered ``ActiveUF/*`` id: responses per prompt K, feature dimension D and rounds.
+
+    Example:
+        >>> describe_env_ids()[0]
+        'ActiveUF/AlpacaEval-v0: K, D from the data (the shared AlpacaEval set: 640 train prompts, 10 rounds of 64)'
+    """
+    import gymnasium
+
+    from activeuf_env import SyntheticPoolConfig
+    from activeuf_env.envs.real_data import ALPACA_EVAL_BATCH_SIZE, ALPACA_EVAL_EVAL_SIZE
+
+    lines = []
+    for env_id in sorted(name for name in gymnasium.registry if name.startswith("ActiveUF/")):
+        kwargs = gymnasium.registry[env_id].kwargs
+        pool = kwargs.get("instances")
+        if isinstance(pool, SyntheticPoolConfig):
+            train = pool.n_prompts - kwargs["eval_size"]
+            rounds = -(-train // kwargs["batch_size"])
+            lines.append(
+                f"{env_id}: K={pool.n_models}, D={pool.feature_dim}, {train} train prompts, "
+                f"{rounds} rounds of {kwargs['batch_size']}"
+            )
+        elif env_id == "ActiveUF/AlpacaEval-v0":
+            train = 805 - ALPACA_EVAL_EVAL_SIZE
+            rounds = -(-train // ALPACA_EVAL_BATCH_SIZE)
+            lines.append(
+                f"{env_id}: K, D from the data (the shared AlpacaEval set: {train} train prompts, "
+                f"{rounds} rounds of {ALPACA_EVAL_BATCH_SIZE})"
+            )
+        else:
+            lines.append(f"{env_id}: K, D and rounds from data_path= (any dataset)")
+    return lines
+
+
+def _list(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import agents
+
+    print("agents (agents.make(name, **hyperparameters); --agents NAME or module:Class):")
+    for name in agents.registered_names():
+        agent = agents.make(name)
+        fields = ", ".join(f"{field.name}={getattr(agent, field.name)!r}" for field in dataclasses.fields(agent))
+        print(f"  {name:<14} {fields or '(no hyperparameters)'}")
+    print("environments (gymnasium.make(id, **kwargs); --env ID):")
+    for line in describe_env_ids():
+        print(f"  {line}")
+    return 0
+
+
+def _add_list(commands: Any) -> None:
+    parser = _subparser(commands, "list", help="the registered agents with their hyperparameters, and the env ids")
+    parser.set_defaults(handler=_list)
 
 
 COMMANDS: dict[str, Callable[[Any], None]] = {
@@ -331,6 +396,7 @@ COMMANDS: dict[str, Callable[[Any], None]] = {
     "bench": _add_bench,
     "episode": _add_episode,
     "features": _add_features,
+    "list": _add_list,
 }
 """Sub-command name -> function adding its parser to the sub-parsers (it sets ``handler``: args -> exit status)."""
 
@@ -350,6 +416,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(arguments)
     args.command_line = shlex.join(["activeuf", *arguments])
+    # Like `python -m`, so that `--agents my_module:MyAgent` finds a module in the working directory (the benchmark's
+    # spawned workers inherit this path).
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         return int(args.handler(args))
     except (ValueError, ImportError, FileNotFoundError) as exc:

@@ -15,11 +15,12 @@ Example:
 
 from agents.base import Agent, Batch, Observation
 from agents.information import IDS, InfoGain, InfoMax, InformationDirectedSampling
-from agents.registry import make, register, registered_names
+from agents.registry import ENTRY_POINT_GROUP, is_known, make, register, registered_names
 from agents.thompson import DoubleReverseThompsonSampling, DoubleThompsonSampling
 from agents.ucb import DeltaQuantile, DeltaUCB, MaxMinLCB, RelativeUCB
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "IDS",
     "Agent",
     "Batch",
@@ -33,6 +34,7 @@ __all__ = [
     "MaxMinLCB",
     "Observation",
     "RelativeUCB",
+    "is_known",
     "make",
     "register",
     "registered_names",

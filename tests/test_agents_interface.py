@@ -246,3 +246,23 @@ def test_unseeded_reset_draws_fresh_entropy():
         agent.reset()
         draws.add(agent.select(obs).tobytes())
     assert len(draws) == 3
+
+
+def test_make_takes_a_module_path_and_names_what_failed() -> None:
+    assert type(agents.make("baselines.maxmin:MaxMin")).__name__ == "MaxMin"
+    assert agents.is_known("baselines.maxmin:MaxMin") and not agents.is_known("maxmin:") and not agents.is_known("x")
+    with pytest.raises(ValueError, match=r"cannot load agent 'no_such_module:Agent'.*ModuleNotFoundError"):
+        agents.make("no_such_module:Agent")
+    with pytest.raises(ValueError, match=r"your own agent: 'my_module:MyAgent'.*register\(\) in __main__"):
+        agents.make("not_an_agent")
+
+
+def test_agents_published_under_the_entry_point_group_are_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    published = [EntryPoint("plugin_maxmin", "baselines.maxmin:MaxMin", registry.ENTRY_POINT_GROUP)]
+    monkeypatch.setattr(registry.importlib.metadata, "entry_points", lambda group: published)
+    monkeypatch.setattr(registry, "_ENTRY_POINTS_LOADED", False)
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    assert "plugin_maxmin" in agents.registered_names()
+    assert type(agents.make("plugin_maxmin")).__name__ == "MaxMin"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -178,3 +179,54 @@ def test_features_names_a_missing_dataset(tmp_path: Path, capsys: pytest.Capture
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["features", str(tmp_path / "missing.jsonl"), "--cache-dir", str(tmp_path)])
     assert exit_info.value.code == 2 and "missing.jsonl" in capsys.readouterr().err
+
+
+PLUGIN_MODULE = '''
+from dataclasses import dataclass
+from typing import ClassVar
+
+from agents.base import Agent
+
+
+@dataclass
+class FirstPair(Agent):
+    """Always the first two responses: a user's own agent, defined outside the package."""
+
+    name: ClassVar[str] = "first_pair"
+    obs_keys: ClassVar[tuple[str, ...]] = ()
+
+    def _select_pairs(self, batch):
+        import numpy as np
+
+        rows = batch.shape[0]
+        return np.zeros(rows, np.int64), np.ones(rows, np.int64)
+'''
+
+
+def test_bench_runs_your_own_agent_by_module_path_in_every_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "my_agents.py").write_text(PLUGIN_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # main() puts the working directory on it, like python -m
+    out = tmp_path / "bench"
+    argv = ["bench", "--agents", "my_agents:FirstPair,random", "--seeds", "2", "--workers", "2", "--out", str(out)]
+    assert cli.main([*argv, "--env-kwargs", TINY, "--no-wandb", "--no-progress"]) == 0
+    table = pd.read_csv(out / "results.csv")
+    assert sorted(set(table["agent"])) == ["my_agents:FirstPair", "random"] and set(table["seed"]) == {0, 1}
+    assert (table[table["agent"] == "my_agents:FirstPair"]["labels"].max()) > 0
+
+
+def test_list_names_every_agent_and_env_id(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert all(re.search(rf"^  {name} ", out, re.M) for name in agents.registered_names())
+    assert "drts           beta=1.0, max_tries=30" in out
+    assert "ActiveUF/Synthetic-v0: K=30, D=64, 1024 train prompts, 16 rounds of 64" in out
+    assert "ActiveUF/Replay-v0" in out and "ActiveUF/AlpacaEval-v0" in out
+
+
+def test_help_shows_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--help"])
+    assert "(default: ActiveUF/Synthetic-v0)" in capsys.readouterr().out

@@ -138,9 +138,11 @@ def _check_agents(names: Iterable[str] | None) -> list[str]:
     selected = list(known) if names is None else list(names)
     if not selected:
         raise ValueError("agents must name at least one agent, got an empty list")
-    unknown = [name for name in selected if name not in known]
+    unknown = [name for name in selected if not agents.is_known(name)]
     if unknown:
-        raise ValueError(f"unknown agent(s) {unknown}; registered: {', '.join(known)}")
+        raise ValueError(
+            f"unknown agent(s) {unknown}; registered: {', '.join(known)}; your own agent: 'my_module:MyAgent'"
+        )
     if len(set(selected)) != len(selected):
         raise ValueError(f"agents must be distinct, got {selected}")
     return selected

@@ -357,7 +357,7 @@ def play_task(task: EpisodeTask) -> EpisodeRun:
             recorder = WandbRecorder(env, agent=agent, **task.wandb_options)
             env = recorder
         try:
-            rows = episode_records(env, play_episode(env, agent, task.seed), agent.name, task.seed)
+            rows = episode_records(env, play_episode(env, agent, task.seed), task.agent_name, task.seed)
         finally:
             env.close()
     if recorder is None:
