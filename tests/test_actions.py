@@ -27,7 +27,26 @@ BAD_ACTIONS = {
     "nan": (lambda good: _set(good.astype(np.float64), 2, 1, np.nan), r"value np\.float64\(nan\) at batch row 2"),
     "bool": (lambda good: good.astype(bool), r"dtype bool"),
     "string": (lambda good: good.astype(str), r"integer response indices"),
+    # The offending entry is named, wherever it is (not "value 0 at batch row 0").
+    "None in a list": (lambda good: _listed(good, 2, 1, None), r"value None at batch row 2 \(prompt 'syn\d+'\)"),
+    "huge int in a list": (lambda good: _listed(good, 2, 0, 2**70), rf"value {2**70} at batch row 2"),
+    "bool in an int list": (lambda good: _listed(good, 4, 1, True), r"value True at batch row 4"),
+    "uint64 max": (lambda good: _set(good.astype(np.uint64), 1, 0, 2**64 - 1), rf"batch row 1 .* index {2**64 - 1}"),
+    "timedelta64": (lambda good: good.astype("timedelta64[s]"), r"got dtype timedelta64\[s\]"),
+    "masked entry": (lambda good: np.ma.array(good, mask=_mask(good, 3, 0)), r"masked entry at batch row 3"),
 }
+
+
+def _listed(array: np.ndarray, row: int, col: int, value: object) -> list[list[object]]:
+    out: list[list[object]] = array.tolist()
+    out[row][col] = value
+    return out
+
+
+def _mask(array: np.ndarray, row: int, col: int) -> np.ndarray:
+    mask = np.zeros(array.shape, dtype=bool)
+    mask[row, col] = True
+    return mask
 
 
 def _set(array: np.ndarray, row: int, col: int, value: float) -> np.ndarray:

@@ -98,7 +98,11 @@ def test_bench_agent_kwargs_name_delta_models_pair(tmp_path: Path, capsys: pytes
         (["bench", "--env-kwargs", "[1]"], "--env-kwargs must be a JSON object, got '[1]'"),
         (["bench", "--agent-kwargs", '{"drts": 2}'], "--agent-kwargs must be a JSON object of agent name"),
         (["bench", "--env-kwargs", '{"instances": {"n_prompt": 5}}'], "--env-kwargs 'instances'"),
-        (["bench", "--env", "ActiveUF/Nope-v0"], "unknown env id 'ActiveUF/Nope-v0'"),
+        (
+            ["bench", "--env", "ActiveUF/Nope-v0"],
+            "unknown env id 'ActiveUF/Nope-v0'; registered ActiveUF ids: ['ActiveUF/AlpacaEval-v0', "
+            "'ActiveUF/Replay-v0', 'ActiveUF/Synthetic-v0', 'ActiveUF/SyntheticPaperScale-v0']\n",
+        ),
     ],
 )
 def test_bad_arguments_exit_with_a_clear_message(

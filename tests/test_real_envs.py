@@ -226,3 +226,16 @@ def test_bench_runs_on_alpaca_eval(tmp_path: Path, capsys: pytest.CaptureFixture
     table = pd.read_csv(out / "results.csv")
     assert set(table["agent"]) == {"drts", "random"} and table.groupby("agent")["labels"].max().tolist() == [128, 128]
     assert "ActiveUF/AlpacaEval-v0" in (out / "summary.md").read_text()
+
+
+def test_unknown_keywords_are_named_and_reader_options_pass_through(tmp_path: Path) -> None:
+    kwargs = write_replay_dataset(tmp_path)
+    data_path = kwargs.pop("data_path")
+    with pytest.raises(ValueError, match=r"unknown keyword 'datapath'; did you mean 'data_path'\?"):
+        gym.make("ActiveUF/Replay-v0", datapath=data_path, **kwargs)
+    with pytest.raises(ValueError, match=r"unknown keyword 'batchsize'; did you mean 'batch_size'\?"):
+        gym.make("ActiveUF/Replay-v0", data_path=data_path, batchsize=8)
+    # A reader option given where a user would give it goes to the reader (it used to be a TypeError).
+    env = gym.make("ActiveUF/Replay-v0", data_path=data_path, on_error="skip", **kwargs)
+    assert env.unwrapped.n_responses > 0
+    env.close()

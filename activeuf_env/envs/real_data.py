@@ -7,6 +7,8 @@ reads once, so the core env never imports the readers.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,33 @@ ALPACA_EVAL_BATCH_SIZE = 64
 """Prompts per round of ``ActiveUF/AlpacaEval-v0`` (AUF's batch size)."""
 ALPACA_EVAL_EVAL_SIZE = 165
 """Held-out prompts of ``ActiveUF/AlpacaEval-v0``: 805 - 165 = 640 train prompts, exactly 10 rounds of 64."""
+
+
+_ENV_KEYWORDS = frozenset(inspect.signature(ActiveUFEnv.__init__).parameters) - {"self"}
+# Reader options a user passes straight to gym.make (read_auf_dataset / read_multimodel_jsonl keywords).
+_READER_KEYWORDS = frozenset(
+    ["on_error", "slots", "true_quality_field", "split", "cache", "composition", "dtype", "score_transform",
+     "score_clip", "mmap_features"]
+)  # fmt: skip
+
+
+def _split_keywords(
+    env_id: str, own: tuple[str, ...], env_kwargs: dict[str, Any], reader_kwargs: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Env keywords and reader keywords of a real-data entry point; an unknown one is an error naming the closest."""
+    reader = dict(reader_kwargs or {})
+    env = {}
+    for key, value in env_kwargs.items():
+        if key in _ENV_KEYWORDS:
+            env[key] = value
+        elif key in _READER_KEYWORDS:
+            reader[key] = value
+        else:
+            known = sorted({*own, *_ENV_KEYWORDS, *_READER_KEYWORDS, "reader_kwargs"})
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{env_id} got an unknown keyword {key!r}{hint} Known: {', '.join(known)}")
+    return env, reader
 
 
 def make_replay_env(
@@ -59,6 +88,9 @@ def make_replay_env(
         (30, 8)
         >>> tmp.cleanup()
     """
+    env_kwargs, reader_kwargs = _split_keywords(
+        "ActiveUF/Replay-v0", ("data_path", "features_path"), env_kwargs, reader_kwargs
+    )
     if data_path is None:
         raise ValueError(
             "ActiveUF/Replay-v0 needs data_path= (a dataset file or directory, e.g. "
@@ -66,7 +98,7 @@ def make_replay_env(
         )
     if "instances" in env_kwargs:
         raise ValueError("ActiveUF/Replay-v0 builds its instance from data_path; do not pass instances= too")
-    return ActiveUFEnv(DatasetPool(data_path, features_path, reader_kwargs or {}), **env_kwargs)
+    return ActiveUFEnv(DatasetPool(data_path, features_path, reader_kwargs), **env_kwargs)
 
 
 def make_alpaca_eval_env(
@@ -101,6 +133,7 @@ def make_alpaca_eval_env(
     Raises:
         FileNotFoundError: the data is absent; the message names the expected path and how to point at it.
     """
+    env_kwargs, reader_kwargs = _split_keywords("ActiveUF/AlpacaEval-v0", ("data_dir",), env_kwargs, reader_kwargs)
     try:
         path = locate_alpaca_eval(data_dir)
     except FileNotFoundError as err:
@@ -110,6 +143,4 @@ def make_alpaca_eval_env(
         ) from None
     if "instances" in env_kwargs:
         raise ValueError("ActiveUF/AlpacaEval-v0 builds its instance from the shared data; do not pass instances=")
-    return ActiveUFEnv(
-        DatasetPool(path, None, reader_kwargs or {}), batch_size=batch_size, eval_size=eval_size, **env_kwargs
-    )
+    return ActiveUFEnv(DatasetPool(path, None, reader_kwargs), batch_size=batch_size, eval_size=eval_size, **env_kwargs)

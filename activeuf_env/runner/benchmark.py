@@ -190,9 +190,8 @@ def _make_plan(
 ) -> _Plan:
     """Check every argument of :func:`run_benchmark` (before anything is written)."""
     if env_id not in gym.registry:
-        raise ValueError(
-            f"unknown env id {env_id!r}; registered ActiveUF ids: {sorted(i for i in gym.registry if '/' in i)}"
-        )
+        ours = sorted(name for name in gym.registry if name.startswith("ActiveUF/"))
+        raise ValueError(f"unknown env id {env_id!r}; registered ActiveUF ids: {ours}")
     names = _check_agents(agents)
     out = Path(out)
     wandb_root = Path(wandb_dir) if wandb_dir is not None else out
