@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from helpers import random_pairs, write_replay_dataset
 
-from activeuf_env import ActiveUFEnv, DatasetPool
+from activeuf_env import ActiveUFEnv, DatasetPool, ResponsePool
 from activeuf_env.data import formats
 from activeuf_env.data.export import BINARIZED_COLUMNS, pairs_to_columns, pairs_to_records
 
@@ -47,8 +47,10 @@ def assert_rows_match_pairs(rows: list[dict[str, Any]], env: ActiveUFEnv) -> Non
         assert list(row) == list(BINARIZED_COLUMNS)
         assert row["prompt_id"] == pool.prompt_ids[p] and row["round"] == rnd
         assert (row["chosen_index"], row["rejected_index"]) == (c, r)
-        assert row["score_chosen"] == float(pool.judge_scores[p, c])
-        assert row["score_rejected"] == float(pool.judge_scores[p, r])
+        # The shortest decimal that is the stored score (a dataset's 3.89, not float32 noise 3.890000104904175).
+        assert np.float32(row["score_chosen"]) == pool.judge_scores[p, c]
+        assert np.float32(row["score_rejected"]) == pool.judge_scores[p, r]
+        assert len(repr(row["score_chosen"])) <= len(repr(float(pool.judge_scores[p, c])))
         assert row["score_chosen"] >= row["score_rejected"]  # the default judge picks the higher judge score
         assert row["chosen_model"] == pool.model_names[pool.model_ids[p, c]]
         assert row["rejected_model"] == pool.model_names[pool.model_ids[p, r]]
@@ -175,3 +177,19 @@ def test_dataset_format_without_datasets_says_how_to_install(
     with pytest.raises(ModuleNotFoundError, match=r"activeuf-env\[data\]"):
         real_env.collected_dataset("dataset")
     assert len(real_env.collected_dataset("records")) == len(real_env.collected_pairs())
+
+
+def test_exported_scores_equal_the_datasets_decimals() -> None:
+    scores = np.array([[3.22, 1.1, 4.7]], np.float32)
+    pool = ResponsePool(
+        np.zeros((1, 3, 1), np.float32),
+        scores,
+        scores,
+        np.array([[0, 1, 2]]),
+        np.ones((1, 3), bool),
+        ["a", "b", "c"],
+        ["p0"],
+    )
+    row = pairs_to_records(pool, np.array([[0, 0, 1, 0], [0, 2, 1, 1]]))
+    assert [(r["score_chosen"], r["score_rejected"]) for r in row] == [(3.22, 1.1), (4.7, 1.1)]
+    assert float(np.float32(3.22)) != 3.22  # what a plain float64 cast would have written

@@ -153,8 +153,8 @@ def pairs_to_columns(pool: ResponsePool, pairs: np.ndarray) -> dict[str, list[An
         "prompt": prompts,
         "chosen": _messages(prompts, chosen_text),
         "rejected": _messages(prompts, rejected_text),
-        "score_chosen": pool.judge_scores[p, c].astype(np.float64).tolist(),
-        "score_rejected": pool.judge_scores[p, r].astype(np.float64).tolist(),
+        "score_chosen": _shortest_floats(pool.judge_scores[p, c]),
+        "score_rejected": _shortest_floats(pool.judge_scores[p, r]),
         "chosen_model": chosen_model,
         "rejected_model": rejected_model,
         "chosen_index": c_list,
@@ -259,3 +259,12 @@ def export_pairs(
     if format == "records":
         return pairs_to_records(pool, pairs)
     return pairs_to_dataset(pool, pairs)
+
+
+def _shortest_floats(values: np.ndarray) -> list[float]:
+    """Scores as the shortest decimals that round-trip in their stored dtype, so a dataset's ``3.22`` stored as
+    float32 exports as ``3.22``, not ``3.2200000286102295`` (the float32 value printed as a float64)."""
+    values = np.asarray(values)
+    if values.dtype == np.float64:
+        return values.tolist()
+    return [float(np.format_float_positional(value, unique=True, trim="-")) for value in values]
