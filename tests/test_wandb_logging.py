@@ -210,3 +210,35 @@ def test_a_real_offline_run_can_be_read_back(monkeypatch: pytest.MonkeyPatch, tm
         read_offline_run(tmp_path / "wandb" / "debug.log")
     with pytest.raises(FileNotFoundError, match=r"no \.wandb file"):
         read_offline_run(tmp_path)
+
+
+def test_one_failed_init_turns_wandb_off_for_the_rest_of_the_benchmark(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With a W&B key and no network every episode used to wait out wandb.init's timeout again; now the first
+    failure is written to a flag in the output directory and every later episode (in any worker) skips W&B."""
+    from activeuf_env.runner import run_benchmark
+    from activeuf_env.runner.artefacts import WANDB_FAILURE_FLAG
+
+    module, calls = fake_wandb(fail_init=True)
+    monkeypatch.setitem(sys.modules, "wandb", module)
+    out = tmp_path / "bench"
+    with pytest.warns(Warning, match=r"W&B logging failed in 3 of 3 episodes .*cannot reach W&B"):
+        result = run_benchmark(ENV_ID, ["random"], 3, out, env_kwargs=SMALL, wandb=True, plots=False, progress=False)
+    assert [name for name, _ in calls].count("init") == 1  # not once per episode
+    assert not result.failures and len(result.results) > 0
+    assert "cannot reach W&B" in (out / WANDB_FAILURE_FLAG).read_text()
+    # A new benchmark in the same folder starts from a clean slate (W&B is tried again).
+    module_ok, calls_ok = fake_wandb()
+    monkeypatch.setitem(sys.modules, "wandb", module_ok)
+    run_benchmark(ENV_ID, ["random"], 1, out, env_kwargs=SMALL, wandb=True, plots=False, progress=False, overwrite=True)
+    assert [name for name, _ in calls_ok].count("init") == 1 and not (out / WANDB_FAILURE_FLAG).exists()
+
+
+def test_wandb_init_gets_a_short_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    from activeuf_env.tracking.recorder import INIT_TIMEOUT_S, _make_settings
+
+    module, calls = fake_wandb()
+    module.Settings.model_fields = {"init_timeout": None, "silent": None}  # type: ignore[attr-defined]
+    _make_settings(module)
+    assert calls == [("settings", {"init_timeout": INIT_TIMEOUT_S, "silent": True})] and INIT_TIMEOUT_S <= 30

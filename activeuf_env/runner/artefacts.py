@@ -27,6 +27,7 @@ from activeuf_env.tracking.serialize import to_jsonable
 
 __all__ = [
     "ARTEFACTS",
+    "WANDB_FAILURE_FLAG",
     "WANDB_FOLDER",
     "clear_outputs",
     "env_settings",
@@ -51,12 +52,16 @@ ARTEFACTS: dict[str, str] = {
 WANDB_FOLDER = "wandb"
 """The folder W&B writes its runs into (under the output directory unless ``wandb_dir`` says otherwise)."""
 
+WANDB_FAILURE_FLAG = ".wandb-init-failed"
+"""Written into the output directory by the first failing ``wandb.init``; later episodes then skip W&B."""
+
 _VERSIONED = ("activeuf-env", "numpy", "torch", "gymnasium", "pandas", "wandb")
 
 
 def clear_outputs(out: Path) -> None:
-    """Remove the artefacts of an earlier run in ``out`` (only the files of :data:`ARTEFACTS`, and ``wandb/``)."""
-    for name in ARTEFACTS.values():
+    """Remove the artefacts of an earlier run in ``out`` (the files of :data:`ARTEFACTS`, the W&B failure flag and
+    ``wandb/``)."""
+    for name in (*ARTEFACTS.values(), WANDB_FAILURE_FLAG):
         (out / name).unlink(missing_ok=True)
     if (out / WANDB_FOLDER).is_dir():
         shutil.rmtree(out / WANDB_FOLDER)

@@ -37,6 +37,7 @@ import numpy as np
 from activeuf_env._validation import check_bool, check_choice, check_int, check_type
 from activeuf_env.runner.artefacts import (
     ARTEFACTS,
+    WANDB_FAILURE_FLAG,
     WANDB_FOLDER,
     clear_outputs,
     env_settings,
@@ -167,11 +168,13 @@ def _check_agent_kwargs(agent_kwargs: Mapping[str, Mapping[str, Any]] | None, na
     return checked
 
 
-def _wandb_options(wandb: bool, root: Path, project: str, mode: str | None) -> dict[str, Any] | None:
+def _wandb_options(wandb: bool, root: Path, out: Path, project: str, mode: str | None) -> dict[str, Any] | None:
     check_choice("wandb_mode", mode, WANDB_MODES)
     if not check_bool("wandb", wandb):
         return None
-    return {"dir": str(root), "project": project, "mode": mode, "warn": False}
+    # One failed wandb.init (e.g. no network) turns W&B off for every later episode, in every worker.
+    flag = str(out / WANDB_FAILURE_FLAG)
+    return {"dir": str(root), "project": project, "mode": mode, "warn": False, "failure_flag": flag}
 
 
 def _make_plan(
@@ -204,7 +207,7 @@ def _make_plan(
         agent_kwargs=_check_agent_kwargs(agent_kwargs, names),
         out=out,
         wandb_root=wandb_root,
-        wandb_options=_wandb_options(wandb, wandb_root, wandb_project, wandb_mode),
+        wandb_options=_wandb_options(wandb, wandb_root, out, wandb_project, wandb_mode),
         torch_threads=check_int("torch_threads", torch_threads, low=1, optional=True),
     )
 

@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 import gymnasium as gym
 import numpy as np
 
+from activeuf_env._io import atomic_write_text
 from activeuf_env._validation import check_choice, check_type
 from activeuf_env.tracking.serialize import describe_agent, describe_env, to_jsonable
 
@@ -41,7 +42,11 @@ DEFAULT_PROJECT = "activeuf-env"
 # Settings that make an offline ``wandb.init`` take milliseconds instead of seconds: no system-metrics sampler, no
 # machine/git/pip metadata, no console capture, no terminal output. Names checked against wandb 0.31's ``Settings``;
 # names an older wandb lacks are dropped (see ``_make_settings``).
+INIT_TIMEOUT_S = 15.0
+"""``wandb.init``'s timeout (W&B's own default is 90 s): an unreachable server costs one short wait, not minutes."""
+
 _FAST_SETTINGS: dict[str, Any] = {
+    "init_timeout": INIT_TIMEOUT_S,
     "silent": True,
     "console": "off",
     "x_disable_stats": True,
@@ -130,6 +135,9 @@ class WandbRecorder(gym.Wrapper[Any, Any, Any, Any]):
         config: extra config entries (added to the env and agent settings).
         tags: W&B tags.
         warn: emit a :class:`WandbWarning` on the first failure (``False``: only record it in :attr:`error`).
+        failure_flag: a file shared by the recorders of one benchmark (possibly in other processes): the first
+            failing ``wandb.init`` writes its error there, and every later episode skips W&B instead of waiting
+            out the same failure again.
 
     Attributes:
         run: the active W&B run, or ``None``.
@@ -158,6 +166,7 @@ class WandbRecorder(gym.Wrapper[Any, Any, Any, Any]):
         config: Mapping[str, Any] | None = None,
         tags: Sequence[str] | None = None,
         warn: bool = True,
+        failure_flag: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(env)
         mode = check_choice("mode", mode, WANDB_MODES)
@@ -169,6 +178,7 @@ class WandbRecorder(gym.Wrapper[Any, Any, Any, Any]):
         self.extra_config = dict(config or {})
         self.tags = list(tags) if tags is not None else None
         self.warn = bool(warn)
+        self.failure_flag = None if failure_flag is None else Path(failure_flag)
         self.run: Any = None
         self.run_dirs: list[Path] = []
         self.error: str | None = None
@@ -196,6 +206,10 @@ class WandbRecorder(gym.Wrapper[Any, Any, Any, Any]):
     # ------------------------------------------------------------------ run life cycle
 
     def _start_run(self, seed: int | None, info: Mapping[str, Any]) -> None:
+        if self.failure_flag is not None and self.failure_flag.exists():
+            earlier = self.failure_flag.read_text(errors="replace").strip()
+            self.error = f"skipped: W&B failed in an earlier episode of this benchmark ({earlier})"
+            return
         try:
             import wandb
         except Exception as exc:  # ImportError or a broken install: W&B is optional at run time
@@ -243,6 +257,9 @@ class WandbRecorder(gym.Wrapper[Any, Any, Any, Any]):
                 self.run_dirs.append(Path(run_dir).parent)
         except Exception as exc:  # any W&B failure turns W&B off, never the episode
             self._fail("wandb.init", exc)
+            if self.failure_flag is not None:
+                with contextlib.suppress(OSError):  # an unwritable folder only loses the shortcut
+                    atomic_write_text(self.failure_flag, f"{self.error}\n")
 
     def _finish_run(self) -> None:
         run, self.run = self.run, None
