@@ -325,6 +325,26 @@ def test_skip_warns_with_the_count_and_keeps_the_rest(tmp_path: Path) -> None:
         read_auf_dataset(path, features=ENC, on_error="ignore")  # type: ignore[arg-type]
 
 
+def test_non_utf8_bytes_name_the_line_and_skip_only_that_row(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "bytes.jsonl", auf_records())
+    lines = path.read_bytes().split(b"\n")
+    lines[1] = lines[1].replace(b"p1", b"p\xff1", 1)  # an invalid UTF-8 byte inside row 2
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(ValueError, match=r"bytes.jsonl: line 2, .*not UTF-8 text"):
+        read_auf_dataset(path, features=ENC, cache=False)
+    with pytest.warns(MalformedRowWarning, match=r"skipped 1 malformed row\(s\)"):
+        pool = read_auf_dataset(path, features=ENC, cache=False, on_error="skip")
+    assert "p1" not in pool.prompt_ids and len(pool.prompt_ids) == len(auf_records()) - 1
+
+
+def test_truncated_gzip_names_the_file(tmp_path: Path) -> None:
+    plain = write_jsonl(tmp_path / "rows.jsonl", auf_records())
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(gzip.compress(plain.read_bytes())[:-40])  # the stream ends mid-way: no gzip trailer
+    with pytest.raises(ValueError, match=r"cut\.jsonl\.gz' is truncated or corrupt after line \d+ \(EOFError"):
+        read_auf_dataset(path, features=ENC, cache=False)
+
+
 def test_all_rows_malformed_is_an_error(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "bad.jsonl", ["[]", "{}"])
     with (

@@ -9,13 +9,15 @@ A record source yields ``(location, record)`` pairs: the location is ``"line N"`
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from activeuf_env._io import open_atomic, open_text
+from activeuf_env._io import is_gzip, open_atomic, open_text
 from activeuf_env.data.rows import Unparseable
 
 __all__ = [
@@ -41,15 +43,30 @@ def is_jsonl(path: Path) -> bool:
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
-    """``(location, record)`` per non-blank line; a line that is not JSON yields an :class:`Unparseable`."""
-    with open_text(path) as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield f"line {lineno}", json.loads(line)
-            except json.JSONDecodeError as err:
-                yield f"line {lineno}", Unparseable(f"invalid JSON: {err}")
+    """``(location, record)`` per non-blank line; a line that is not UTF-8 or not JSON yields an :class:`Unparseable`.
+
+    Lines are decoded one by one, so one bad byte costs one row (``on_error="skip"`` skips it), not the file. A
+    truncated or corrupt gzip stream raises ``ValueError`` naming the file and the last line read.
+    """
+    lineno = 0
+    with gzip.open(path, "rb") if is_gzip(path) else open(path, "rb") as handle:
+        try:
+            for lineno, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    yield f"line {lineno}", Unparseable(f"not UTF-8 text ({err})")
+                    continue
+                if not line.strip():
+                    continue
+                try:
+                    yield f"line {lineno}", json.loads(line)
+                except json.JSONDecodeError as err:
+                    yield f"line {lineno}", Unparseable(f"invalid JSON: {err}")
+        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+            raise ValueError(
+                f"{str(path)!r} is truncated or corrupt after line {lineno} ({type(err).__name__}: {err})"
+            ) from None
 
 
 def _is_json_array(path: Path) -> bool:
