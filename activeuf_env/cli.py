@@ -345,7 +345,7 @@ def describe_env_ids() -> list[str]:
     import gymnasium
 
     from activeuf_env import SyntheticPoolConfig
-    from activeuf_env.envs.real_data import ALPACA_EVAL_BATCH_SIZE, ALPACA_EVAL_EVAL_SIZE
+    from activeuf_env.envs.real_data import ALPACA_EVAL_BATCH_SIZE, ALPACA_EVAL_EVAL_SIZE, ALPACA_EVAL_PROMPTS
 
     lines = []
     for env_id in sorted(name for name in gymnasium.registry if name.startswith("ActiveUF/")):
@@ -359,7 +359,7 @@ def describe_env_ids() -> list[str]:
                 f"{rounds} rounds of {kwargs['batch_size']}"
             )
         elif env_id == "ActiveUF/AlpacaEval-v0":
-            train = 805 - ALPACA_EVAL_EVAL_SIZE
+            train = ALPACA_EVAL_PROMPTS - ALPACA_EVAL_EVAL_SIZE
             rounds = -(-train // ALPACA_EVAL_BATCH_SIZE)
             lines.append(
                 f"{env_id}: K, D from the data (the shared AlpacaEval set: {train} train prompts, "

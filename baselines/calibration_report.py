@@ -157,12 +157,11 @@ def labels_to_match(fractions: list[float] | tuple[float, ...], values: Any, tar
 
 def mean_curves(results: Any) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per agent: (budget fractions, mean ``dpo_score``, mean ``rm_score``) over seeds, one point per evaluation."""
-    out = {}
-    for agent, rows in results.groupby("agent", sort=False):
-        means = rows.groupby("labels")[["dpo_score", "rm_score"]].mean().sort_index()
-        budget = float(rows["budget"].iloc[0])
-        out[str(agent)] = (means.index.to_numpy(np.float64) / budget, *(means[c].to_numpy() for c in means.columns))
-    return out
+    from activeuf_env.runner.plots import curve_stats
+
+    dpo, rm = curve_stats(results, "dpo_score"), curve_stats(results, "rm_score")
+    budgets = results.groupby("agent", sort=False)["budget"].first()
+    return {agent: (dpo[agent][0] / float(budgets[agent]), dpo[agent][1], rm[agent][1]) for agent in dpo}
 
 
 def _fmt_fraction(value: float) -> str:
@@ -235,14 +234,9 @@ def pool_report(pool: str, results: Any, oracle: dict[str, float | int], out: Pa
 
 def plot_curves(pool: str, curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], out: Path) -> Path:
     """Our DPO and RM curves (top) beside the paper's (bottom), one colour per method; returns the PNG path."""
-    from activeuf_env.runner.extras import require_bench_extra
+    from activeuf_env.runner.plots import new_figure, save_figure
 
-    require_bench_extra(["matplotlib"])
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(11, 7), dpi=100, layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = new_figure(width=11, height=7)
     axes = figure.subplots(2, 2, sharex=True)
     colors = {m: f"C{i}" for i, m in enumerate(PAPER_CURVES)}
     for column, title in enumerate(("DPO", "RM")):
@@ -254,12 +248,7 @@ def plot_curves(pool: str, curves: dict[str, tuple[np.ndarray, np.ndarray, np.nd
         axes[1, column].set_title(f"{title}: AUF paper (UltraFeedback, Δ over the base)")
         axes[1, column].set_xlabel("fraction of the label budget")
     axes[0, 0].legend(fontsize=8, ncol=3)
-    path = out / f"curves_{pool.replace(':', '')}.png"
-    from activeuf_env._io import atomic_path
-
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png")
-    return path
+    return save_figure(figure, out / f"curves_{pool.replace(':', '')}.png")
 
 
 def run_pool(pool: str, args: Args, out: Path) -> tuple[Any, dict[str, float | int]]:

@@ -146,9 +146,7 @@ class DeltaModel(Agent):
             )
         if self.chosen_model is not None and self.chosen_model == self.rejected_model:
             raise ValueError(f"chosen_model and rejected_model must differ, got {self.chosen_model!r} for both")
-        self._pair: tuple[int, int] | None = None
-        if isinstance(self.chosen_model, int) and isinstance(self.rejected_model, int):
-            self._pair = (self.chosen_model, self.rejected_model)
+        self._pair = self._pair_by_id()
 
     @property
     def model_pair(self) -> tuple[int, int]:
@@ -171,9 +169,7 @@ class DeltaModel(Agent):
         super().reset(seed=seed, info=info)
         names = None if info is None else info.get("model_names")
         if names is None:
-            # A pair resolved from another pool's names must not carry over; model ids need no names.
-            ids = isinstance(self.chosen_model, int) and isinstance(self.rejected_model, int)
-            self._pair = (self.chosen_model, self.rejected_model) if ids else None  # type: ignore[assignment]
+            self._pair = self._pair_by_id()  # a pair resolved from another pool's names must not carry over
             return
         names = [str(name) for name in names]
         if self.chosen_model is None:
@@ -183,6 +179,12 @@ class DeltaModel(Agent):
             _model_id("chosen_model", self.chosen_model, names),
             _model_id("rejected_model", self.rejected_model, names),
         )
+
+    def _pair_by_id(self) -> tuple[int, int] | None:
+        """The pair when both models are given by id (no names needed), else ``None``."""
+        if isinstance(self.chosen_model, int) and isinstance(self.rejected_model, int):
+            return self.chosen_model, self.rejected_model
+        return None
 
     def env_kwargs(self) -> dict[str, Any]:
         """``{"labeler": "first"}``: the first index is the chosen response; no judge calls."""

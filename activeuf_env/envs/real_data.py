@@ -12,24 +12,37 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+from activeuf_env.core.pool import ResponsePool
 from activeuf_env.data.locate import locate_alpaca_eval
 from activeuf_env.data.pool_factory import DatasetPool
+from activeuf_env.data.readers import read_auf_dataset, read_multimodel_jsonl
 from activeuf_env.envs.active_uf import ActiveUFEnv
 
-__all__ = ["ALPACA_EVAL_BATCH_SIZE", "ALPACA_EVAL_EVAL_SIZE", "make_alpaca_eval_env", "make_replay_env"]
+__all__ = [
+    "ALPACA_EVAL_BATCH_SIZE",
+    "ALPACA_EVAL_EVAL_SIZE",
+    "ALPACA_EVAL_PROMPTS",
+    "make_alpaca_eval_env",
+    "make_replay_env",
+]
 
 ALPACA_EVAL_BATCH_SIZE = 64
 """Prompts per round of ``ActiveUF/AlpacaEval-v0`` (AUF's batch size)."""
+ALPACA_EVAL_PROMPTS = 805
+"""Prompts of the shared AlpacaEval data."""
+
 ALPACA_EVAL_EVAL_SIZE = 165
 """Held-out prompts of ``ActiveUF/AlpacaEval-v0``: 805 - 165 = 640 train prompts, exactly 10 rounds of 64."""
 
 
 _ENV_KEYWORDS = frozenset(inspect.signature(ActiveUFEnv.__init__).parameters) - {"self"}
-# Reader options a user passes straight to gym.make (read_auf_dataset / read_multimodel_jsonl keywords).
+# Reader options a user passes straight to gym.make: the readers' own keywords (``features`` is ``features_path``).
 _READER_KEYWORDS = frozenset(
-    ["on_error", "slots", "true_quality_field", "split", "cache", "composition", "dtype", "score_transform",
-     "score_clip", "mmap_features"]
-)  # fmt: skip
+    name
+    for reader in (read_auf_dataset, read_multimodel_jsonl, ResponsePool.load)
+    for name in inspect.signature(reader).parameters
+    if name not in ("path", "features")
+)
 
 
 def _split_keywords(

@@ -22,10 +22,18 @@ from activeuf_env._io import atomic_path
 from activeuf_env.runner.extras import require_bench_extra
 from activeuf_env.runner.metrics import REFERENCE_AGENT, episode_cumulative_regret, mean_ci
 
-__all__ = ["curve_stats", "plot_cumulative_regret", "plot_final_scores", "plot_score_curves"]
+__all__ = [
+    "curve_stats",
+    "new_figure",
+    "plot_cumulative_regret",
+    "plot_final_scores",
+    "plot_score_curves",
+    "save_figure",
+]
 
 
-def _new_figure(width: float = 8.0, height: float = 5.0) -> Any:
+def new_figure(width: float = 8.0, height: float = 5.0) -> Any:
+    """An off-screen matplotlib figure (no pyplot state), constrained layout."""
     require_bench_extra(["pandas", "matplotlib"])
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -35,7 +43,8 @@ def _new_figure(width: float = 8.0, height: float = 5.0) -> Any:
     return figure
 
 
-def _save(figure: Any, path: str | os.PathLike[str]) -> Path:
+def save_figure(figure: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``figure`` atomically, in the format of ``path``'s suffix (PNG by default)."""
     path = Path(path)
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format=path.suffix.lstrip(".") or "png")
@@ -95,7 +104,7 @@ def curve_stats(results: Any, metric: str) -> dict[str, tuple[np.ndarray, np.nda
 
 def _plot_curves(results: Any, path: str | os.PathLike[str], metric: str, ylabel: str, title: str) -> Path:
     curves = curve_stats(results, metric)
-    figure = _new_figure()
+    figure = new_figure()
     axes = figure.add_subplot()
     colors = _colors(list(curves))
     for agent, (labels, mean, low, high) in curves.items():
@@ -111,7 +120,7 @@ def _plot_curves(results: Any, path: str | os.PathLike[str], metric: str, ylabel
     axes.set_title(f"{title} (mean over {n_seeds} seed(s), 95% bootstrap CI)")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small", ncol=2 if len(curves) > 7 else 1, loc="best")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_score_curves(results: Any, path: str | os.PathLike[str], metric: str = "score") -> Path:
@@ -177,7 +186,7 @@ def plot_final_scores(results: Any, path: str | os.PathLike[str]) -> Path:
     ordered = results.sort_values(["agent", "seed", "round"], kind="stable")
     finals = ordered.groupby(["agent", "seed"], sort=False).tail(1)
     order = finals.groupby("agent")["score"].mean().sort_values(ascending=False).index.tolist()
-    figure = _new_figure(width=max(6.0, 0.75 * len(order) + 2.0))
+    figure = new_figure(width=max(6.0, 0.75 * len(order) + 2.0))
     axes = figure.add_subplot()
     positions = np.arange(len(order), dtype=np.float64)
     width = 0.38
@@ -194,4 +203,4 @@ def plot_final_scores(results: Any, path: str | os.PathLike[str]) -> Path:
     axes.set_title("final rm_score and dpo_score\n(mean over seeds, 95% bootstrap CI)")
     axes.grid(axis="y", alpha=0.3)
     axes.legend()
-    return _save(figure, path)
+    return save_figure(figure, path)
