@@ -19,12 +19,14 @@ import importlib.metadata
 
 import gymnasium
 
-from activeuf_env import core
+from activeuf_env import _fork, core
 from activeuf_env.core import *  # noqa: F403 - the top level offers core's public API as it is
 from activeuf_env.core.synthetic import SyntheticPoolConfig
 from activeuf_env.data.pool_factory import DatasetPool
 from activeuf_env.envs.active_uf import ActiveUFEnv
 from activeuf_env.envs.real_data import make_alpaca_eval_env, make_replay_env
+
+_fork.install()  # before any env runs torch, so async vector envs can fork their workers
 
 try:
     __version__ = importlib.metadata.version("activeuf-env")  # the one place it is written is pyproject.toml
