@@ -18,12 +18,14 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from activeuf_env._validation import check_int
+from activeuf_env.runner.artefacts import EPISODES_FOLDER
 from activeuf_env.tracking.recorder import DEFAULT_PROJECT, WANDB_MODES
 
 __all__ = [
@@ -238,6 +240,7 @@ def _bench(args: argparse.Namespace) -> int:
         wandb_mode=args.wandb_mode,
         progress=args.progress,
         overwrite=args.overwrite,
+        resume=args.resume,
         command=args.command_line,
     )
     return _report(result)
@@ -319,6 +322,11 @@ def _add_bench(commands: Any) -> None:
         "--agent-kwargs", default=None, help='JSON hyperparameters per agent, e.g. \'{"drts": {"beta": 2.0}}\''
     )
     parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish the run in --out: run only its missing or failed episodes (same settings; seeds, agents may grow)",
+    )
     parser.add_argument("--wandb-project", default=DEFAULT_PROJECT, help="W&B project")
     parser.add_argument("--wandb-dir", default=None, help="where W&B writes its wandb/ folder (default: --out)")
     parser.add_argument(
@@ -420,11 +428,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     # spawned workers inherit this path).
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    # SIGTERM (a scheduler's stop, `kill`) ends the run like Ctrl-C: finished episodes stay stored, workers end.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(args.handler(args))
-    except (ValueError, ImportError, FileNotFoundError) as exc:
+    except (ValueError, ImportError, OSError) as exc:  # OSError: an unwritable --out (ResultsNotWritten among them)
         parser.exit(2, f"activeuf {args.command}: error: {exc}\n")
+    except KeyboardInterrupt:
+        hint = ""
+        if args.command in ("bench", "demo"):
+            hint = f"; the finished episodes are kept in {os.path.join(args.out, EPISODES_FOLDER)}"
+            hint += ": rerun the same command with --resume to finish the run" if args.command == "bench" else ""
+        parser.exit(130, f"activeuf {args.command}: interrupted{hint}\n")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 2  # pragma: no cover - parser.exit raises SystemExit
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 if __name__ == "__main__":

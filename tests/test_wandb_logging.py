@@ -242,3 +242,39 @@ def test_wandb_init_gets_a_short_timeout(monkeypatch: pytest.MonkeyPatch) -> Non
     module.Settings.model_fields = {"init_timeout": None, "silent": None}  # type: ignore[attr-defined]
     _make_settings(module)
     assert calls == [("settings", {"init_timeout": INIT_TIMEOUT_S, "silent": True})] and INIT_TIMEOUT_S <= 30
+
+
+def test_every_run_of_a_benchmark_shares_its_group_and_tag_across_a_resume(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import json
+
+    from activeuf_env.runner import run_benchmark
+    from activeuf_env.runner.benchmark import BENCH_TAG
+
+    module, calls = fake_wandb()
+    monkeypatch.setitem(sys.modules, "wandb", module)
+    quiet = {"env_kwargs": SMALL, "wandb": True, "plots": False, "progress": False}
+    run_benchmark(ENV_ID, ["random"], 2, tmp_path / "a", **quiet)
+    run_benchmark(ENV_ID, ["random"], 3, tmp_path / "a", resume=True, **quiet)  # one more seed
+    run_benchmark(ENV_ID, ["random"], 1, tmp_path / "b", **quiet)
+    inits = [kwargs for name, kwargs in calls if name == "init"]
+    assert len(inits) == 4 and all(kwargs["tags"] == [BENCH_TAG] for kwargs in inits)
+    group = json.loads((tmp_path / "a" / "config.json").read_text())["wandb"]["group"]
+    assert group.startswith("a-") and [kwargs["group"] for kwargs in inits[:3]] == [group] * 3
+    assert inits[3]["group"].startswith("b-")  # another benchmark, another group
+
+
+def test_a_run_whose_set_up_fails_is_still_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk left 4 W&B run folders and the summary counted 3: the run that failed after init was not."""
+    module, _ = fake_wandb()
+
+    def no_space(self: FakeRun, name: str, **kwargs: Any) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(FakeRun, "define_metric", no_space)
+    monkeypatch.setitem(sys.modules, "wandb", module)
+    env = WandbRecorder(gymnasium.make(ENV_ID, **SMALL), agent=agents.make("random"), warn=False)
+    play(env)
+    assert env.error is not None and "No space left" in env.error
+    assert env.run_dirs == [Path("/nonexistent/offline-run-fake")]

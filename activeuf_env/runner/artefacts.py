@@ -27,6 +27,7 @@ from activeuf_env.tracking.serialize import to_jsonable
 
 __all__ = [
     "ARTEFACTS",
+    "EPISODES_FOLDER",
     "WANDB_FAILURE_FLAG",
     "WANDB_FOLDER",
     "clear_outputs",
@@ -49,6 +50,9 @@ ARTEFACTS: dict[str, str] = {
 }
 """The files :func:`~activeuf_env.runner.benchmark.run_benchmark` writes into its output directory, by key."""
 
+EPISODES_FOLDER = "episodes"
+"""The folder of one JSON file per finished episode (:mod:`~activeuf_env.runner.store`)."""
+
 WANDB_FOLDER = "wandb"
 """The folder W&B writes its runs into (under the output directory unless ``wandb_dir`` says otherwise)."""
 
@@ -58,13 +62,16 @@ WANDB_FAILURE_FLAG = ".wandb-init-failed"
 _VERSIONED = ("activeuf-env", "numpy", "torch", "gymnasium", "pandas", "wandb")
 
 
-def clear_outputs(out: Path) -> None:
-    """Remove the artefacts of an earlier run in ``out`` (the files of :data:`ARTEFACTS`, the W&B failure flag and
-    ``wandb/``)."""
+def clear_outputs(out: Path, *, keep_episodes: bool = False) -> None:
+    """Remove the artefacts of an earlier run in ``out``: the files of :data:`ARTEFACTS` and the W&B failure flag,
+    and unless ``keep_episodes`` (a resume) its stored episodes and ``wandb/`` runs too."""
     for name in (*ARTEFACTS.values(), WANDB_FAILURE_FLAG):
         (out / name).unlink(missing_ok=True)
-    if (out / WANDB_FOLDER).is_dir():
-        shutil.rmtree(out / WANDB_FOLDER)
+    if keep_episodes:
+        return
+    for folder in (EPISODES_FOLDER, WANDB_FOLDER):
+        if (out / folder).is_dir():
+            shutil.rmtree(out / folder)
 
 
 def write_json(path: Path, payload: Mapping[str, Any]) -> Path:

@@ -12,10 +12,17 @@ each episode through :func:`~activeuf_env.runner.episode.play_task`) and writes 
   (:mod:`~activeuf_env.runner.summary`);
 - ``score_vs_labels.png``, ``cumulative_regret.png``, ``final_scores.png`` (:mod:`~activeuf_env.runner.plots`);
 - ``config.json``: the run's settings (env, agents, seeds, workers, W&B, command line, versions);
-- ``wandb/``: one offline W&B run per episode when W&B is on (:class:`~activeuf_env.tracking.recorder.WandbRecorder`).
+- ``episodes/``: one JSON file per finished episode, written as it ends (:mod:`~activeuf_env.runner.store`); the
+  tables, the summary and the plots are built from these files;
+- ``wandb/``: one offline W&B run per episode when W&B is on (:class:`~activeuf_env.tracking.recorder.WandbRecorder`),
+  all runs of one benchmark in one W&B group (kept by a resume) and tagged ``activeuf-bench``.
 
-**Reliability.** A failed episode is recorded (with its error) and the others go on; the tidy table is written
-before the plots, the summary and W&B are touched, and a failure of any of those is reported as a warning.
+**Reliability.** A failed episode is recorded (with its error) and the others go on. Every finished episode is on
+disk before the next one is reported, so a fault at any point (a full disk, a read-only folder, an interrupt,
+``kill -9``) keeps the finished episodes; a write that fails stops the run with :class:`ResultsNotWritten`, whose
+message says what is kept where. ``resume=True`` then runs only the missing (or failed) episodes and writes the same
+tables as an uninterrupted run; a resume with other settings is refused, naming the differences. The tidy table is
+written before the plots and the summary, and a failure of a plot or of W&B is reported as a warning.
 
 The tables and plots need the ``bench`` extra (pandas, matplotlib, tqdm): ``pip install activeuf-env[bench]``;
 importing this module does not.
@@ -23,7 +30,9 @@ importing this module does not.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import os
 import time
 import warnings
@@ -37,6 +46,7 @@ import numpy as np
 from activeuf_env._validation import check_bool, check_choice, check_int, check_type
 from activeuf_env.runner.artefacts import (
     ARTEFACTS,
+    EPISODES_FOLDER,
     WANDB_FAILURE_FLAG,
     WANDB_FOLDER,
     clear_outputs,
@@ -49,12 +59,16 @@ from activeuf_env.runner.artefacts import (
 )
 from activeuf_env.runner.episode import RESULT_COLUMNS, EpisodeTask, merge_env_kwargs
 from activeuf_env.runner.extras import require_bench_extra
+from activeuf_env.runner.store import EpisodeStore, ResultsNotWritten, check_same_settings
 from activeuf_env.runner.summary import format_summary, summarize_results
 from activeuf_env.runner.workers import EpisodeFailure, EpisodeOutcome, run_tasks
 from activeuf_env.tracking.recorder import DEFAULT_PROJECT, WANDB_MODES, WandbWarning
 from activeuf_env.tracking.serialize import describe_agent
 
-__all__ = ["BenchmarkResult", "run_benchmark"]
+__all__ = ["BenchmarkResult", "ResultsNotWritten", "run_benchmark"]
+
+BENCH_TAG = "activeuf-bench"
+"""The W&B tag of every benchmark run (each benchmark is also one W&B group, see ``config.json``'s ``wandb.group``)."""
 
 
 @dataclasses.dataclass
@@ -72,6 +86,7 @@ class BenchmarkResult:
         wandb_run_dirs: the local directory of every W&B run.
         warnings: the problems reported as warnings (W&B, plots), also listed in the summary.
         seconds: wall time of the whole run.
+        resumed: episodes taken from the store of an earlier run (0 unless ``resume=True``).
     """
 
     out: Path
@@ -83,6 +98,7 @@ class BenchmarkResult:
     wandb_run_dirs: list[Path]
     warnings: list[str]
     seconds: float
+    resumed: int = 0
 
 
 # ---------------------------------------------------------------------- arguments
@@ -118,6 +134,10 @@ class _Plan:
             for name in self.agents
             for seed in self.seeds
         ]
+
+    def keys(self) -> list[tuple[str, int]]:
+        """The (agent, seed) of every episode, in the order of :meth:`tasks`."""
+        return [(name, seed) for name in self.agents for seed in self.seeds]
 
 
 def _check_seeds(seeds: int | Iterable[int]) -> list[int]:
@@ -212,11 +232,43 @@ def _make_plan(
     )
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    if (out / ARTEFACTS["results_csv"]).exists() and not check_bool("overwrite", overwrite):
-        raise ValueError(f"{str(out)!r} already holds benchmark results; choose another out or pass overwrite=True")
-    out.mkdir(parents=True, exist_ok=True)
-    clear_outputs(out)
+def _holds_a_run(out: Path) -> bool:
+    return any((out / name).exists() for name in (ARTEFACTS["results_csv"], ARTEFACTS["config"], EPISODES_FOLDER))
+
+
+def _prepare_out(plan: _Plan, config: dict[str, Any], overwrite: bool, resume: bool) -> dict[str, Any]:
+    """Make ``out`` ready for the run and return the config to record (a resume keeps the stored W&B group).
+
+    Raises:
+        ValueError: ``out`` holds a run and neither ``overwrite`` nor ``resume`` is set, both are set, or the stored
+            run's settings differ from this one's (with ``resume``).
+        ResultsNotWritten: ``out`` cannot be written.
+    """
+    out = plan.out
+    if check_bool("overwrite", overwrite) and check_bool("resume", resume):
+        raise ValueError("overwrite=True replaces the run in out and resume=True finishes it: choose one")
+    stored_config = None
+    if _holds_a_run(out) and not overwrite:
+        if not resume:
+            raise ValueError(
+                f"{str(out)!r} already holds benchmark results; choose another out, pass resume=True (--resume) to run "
+                "only its missing episodes, or overwrite=True (--overwrite) to replace it"
+            )
+        config_path = out / ARTEFACTS["config"]
+        if config_path.is_file():
+            try:
+                stored_config = json.loads(config_path.read_text(encoding="utf-8"))
+            except ValueError as exc:
+                raise ValueError(f"cannot resume: {str(config_path)!r} is not JSON ({exc})") from None
+            check_same_settings(stored_config, config, config_path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        clear_outputs(out, keep_episodes=resume)
+    except OSError as exc:
+        raise ResultsNotWritten(f"cannot write into the output directory {str(out)!r}: {exc}") from exc
+    group = (stored_config or {}).get("wandb", {}).get("group")
+    group = group or f"{out.resolve().name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return {**config, "wandb": {**config["wandb"], "group": group, "tags": [BENCH_TAG]}}
 
 
 def _agent_settings(plan: _Plan) -> dict[str, Any]:
@@ -262,16 +314,28 @@ def _results_frame(outcomes: Iterable[EpisodeOutcome], agent_order: Sequence[str
     return frame
 
 
-def _run_episodes(plan: _Plan, progress: bool) -> list[EpisodeOutcome]:
-    """Every episode's outcome, in the order of the grid; on an interrupt the finished ones are written first."""
-    outcomes: list[EpisodeOutcome] = []
-    try:
-        run_tasks(plan.tasks(), plan.workers, progress=progress, outcomes=outcomes)
-    except KeyboardInterrupt:  # keep the finished episodes
-        write_tables(_results_frame(outcomes, plan.agents), plan.out)
-        raise
-    outcomes.sort(key=lambda o: (plan.agents.index(o.agent), plan.seeds.index(o.seed)))
-    return outcomes
+def _run_episodes(plan: _Plan, store: EpisodeStore, progress: bool) -> int:
+    """Run the grid's episodes that are not stored yet, storing each as it ends; returns how many were stored before.
+
+    Raises:
+        ResultsNotWritten: an episode could not be stored (the run stops; the message says what is kept).
+    """
+    stored = {(o.agent, o.seed) for o in store.read_all(plan.keys()) if o.error is None}
+    tasks = [task for task in plan.tasks() if (task.agent_name, task.seed) not in stored]
+
+    def keep(outcome: EpisodeOutcome) -> None:
+        try:
+            store.write(outcome)
+        except OSError as exc:
+            kept = sum(1 for _ in store.read_all(plan.keys()))
+            raise ResultsNotWritten(
+                f"could not store the episode of {outcome.agent!r} seed {outcome.seed} in {str(store.folder)!r} "
+                f"({type(exc).__name__}: {exc}); {kept} of {len(plan.keys())} episodes are kept there: fix the "
+                "folder (free space, permissions) and rerun with resume=True (--resume) to run only the others"
+            ) from exc
+
+    run_tasks(tasks, plan.workers, progress=progress, on_outcome=keep)
+    return len(stored)
 
 
 def _episode_problems(outcomes: Sequence[EpisodeOutcome], failures: Sequence[EpisodeFailure]) -> tuple[str, str]:
@@ -324,9 +388,12 @@ def _write_results(plan: _Plan, outcomes: list[EpisodeOutcome], plots: bool) -> 
     return _Written(results, summarize_results(results), files, problems, failures, run_dirs)
 
 
-def _write_summary(plan: _Plan, written: _Written, seconds: float, command: str | None) -> str:
+def _write_summary(plan: _Plan, written: _Written, seconds: float, resumed: int, command: str | None) -> str:
     """Write ``summary.md`` (and name ``config.json`` among the files); return the Markdown."""
     notes = [*written.problems, f"wall time {seconds:.1f} s with {plan.workers} worker(s)"]
+    if resumed:
+        total = len(plan.keys())
+        notes.append(f"resumed: {resumed} of {total} episodes were stored by an earlier run, {total - resumed} ran now")
     if written.run_dirs:
         notes.append(f"W&B runs ({len(written.run_dirs)}): `{plan.wandb_root / WANDB_FOLDER}`")
     markdown = format_summary(
@@ -357,6 +424,7 @@ def run_benchmark(
     progress: bool = True,
     torch_threads: int | None = 1,
     overwrite: bool = False,
+    resume: bool = False,
     command: str | None = None,
 ) -> BenchmarkResult:
     """Run every (agent, seed) episode of ``env_id`` and write the tables, summary, plots and config into ``out``.
@@ -377,15 +445,22 @@ def run_benchmark(
         plots: write the PNG plots.
         progress: show a progress bar (stderr).
         torch_threads: torch threads per episode (the same whatever ``workers``, for identical results).
-        overwrite: replace the artefacts of an earlier run in ``out`` (else an error if ``out`` holds results).
+        overwrite: replace the run stored in ``out`` (else an error if ``out`` holds one).
+        resume: finish the run stored in ``out``: run only the episodes it lacks (or that failed there), then write
+            the tables of the whole grid; the env and agent settings must be those of the stored run (seeds and
+            agents may be added).
         command: the command line, recorded in the summary and config.
 
     Returns:
         A :class:`BenchmarkResult`.
 
     Raises:
-        ValueError: for an unknown env id or agent, bad seeds, workers or threads, contradictory env kwargs, or
-            results already in ``out``.
+        ValueError: for an unknown env id or agent, bad seeds, workers or threads, contradictory env kwargs, results
+            already in ``out`` (without ``overwrite`` or ``resume``), or a resume with other settings.
+        ResultsNotWritten: ``out`` could not be written; the finished episodes are kept (the message says where) and
+            ``resume=True`` finishes the run.
+        KeyboardInterrupt: the run was interrupted; the finished episodes are kept (``config.json`` says
+            ``"interrupted"``).
         ImportError: when the ``bench`` extra is missing (the message says how to install it).
     """
     require_bench_extra()
@@ -395,16 +470,38 @@ def run_benchmark(
         torch_threads,
     )  # fmt: skip
     plots, progress = check_bool("plots", plots), check_bool("progress", progress)
-    _prepare_out(plan.out, overwrite)
     config = _config(plan, {"project": wandb_project, "mode": wandb_mode}, command)
-    write_json(plan.out / ARTEFACTS["config"], {**config, "status": "running"})
-
-    outcomes = _run_episodes(plan, progress)
-    written = _write_results(plan, outcomes, plots)
-    seconds = time.perf_counter() - start
-    markdown = _write_summary(plan, written, seconds, command)
-    done = {"status": "done", "seconds": seconds, "failed_episodes": len(written.failures), "files": written.files}
-    write_json(written.files["config"], {**config, **done})
+    config = _prepare_out(plan, config, overwrite, resume)
+    if plan.wandb_options is not None:
+        plan = dataclasses.replace(
+            plan, wandb_options={**plan.wandb_options, "group": config["wandb"]["group"], "tags": [BENCH_TAG]}
+        )
+    store = EpisodeStore(plan.out)
+    config_path = plan.out / ARTEFACTS["config"]
+    try:
+        write_json(config_path, {**config, "status": "running"})
+    except OSError as exc:
+        raise ResultsNotWritten(f"cannot write into the output directory {str(plan.out)!r}: {exc}") from exc
+    try:
+        resumed = _run_episodes(plan, store, progress)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):  # the stored episodes are what counts; the status is a courtesy
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"stopped: {type(exc).__name__}"
+            write_json(config_path, {**config, "status": status, "stored_episodes": store.count()})
+        raise
+    outcomes = list(store.read_all(plan.keys()))
+    try:
+        written = _write_results(plan, outcomes, plots)
+        seconds = time.perf_counter() - start
+        markdown = _write_summary(plan, written, seconds, resumed, command)
+        done = {"status": "done", "seconds": seconds, "failed_episodes": len(written.failures), "files": written.files}
+        write_json(written.files["config"], {**config, **done})
+    except OSError as exc:
+        raise ResultsNotWritten(
+            f"writing the tables or the summary into {str(plan.out)!r} failed ({type(exc).__name__}: {exc}); all "
+            f"{len(outcomes)} episodes are kept in {str(store.folder)!r}: fix the folder (free space, permissions) "
+            "and rerun with resume=True (--resume), which runs nothing again and writes the tables"
+        ) from exc
     _warn(written.problems, written.files["summary"])
     return BenchmarkResult(
         out=plan.out,
@@ -416,4 +513,5 @@ def run_benchmark(
         wandb_run_dirs=written.run_dirs,
         warnings=written.problems,
         seconds=seconds,
+        resumed=resumed,
     )

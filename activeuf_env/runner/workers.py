@@ -1,20 +1,26 @@
 """Running many episodes: in this process or in a pool of ``spawn`` worker processes, with a progress bar.
 
 Every episode runs through :func:`run_task`, which turns any exception into a recorded failure, so one failed
-episode (or a worker process that dies, e.g. killed for memory) never stops the others. Outcomes are collected as
-they arrive, so the caller keeps the finished episodes when the run is interrupted.
+episode (or a worker process that dies, e.g. killed for memory) never stops the others. Each outcome goes to the
+caller's callback as it arrives (the benchmark stores it at once), so an interrupted run keeps its finished episodes.
+
+**Workers end with their parent.** Each worker watches its parent process and exits as soon as the parent is gone,
+however it ended (``kill -9`` included), instead of running its queued episodes for nobody; when the run stops early
+(an interrupt, a callback that raises), the pool's running workers are terminated before the exception goes on.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_context
 from typing import Any
 
 from activeuf_env._validation import check_int
@@ -71,41 +77,73 @@ def run_task(task: EpisodeTask) -> EpisodeOutcome:
     )
 
 
+PARENT_POLL_S = 0.5
+"""How often a worker checks that its parent is alive (the longest a worker outlives a killed parent, plus exit)."""
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: a daemon thread that ends the worker once ``parent`` is no longer its parent process."""
+
+    def watch() -> None:
+        # A dead parent's children are re-parented (to init or a subreaper): the parent id changes. os._exit, because
+        # the main thread may be deep in an episode and nobody is left to receive its result.
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _in_pool(tasks: Sequence[EpisodeTask], workers: int, finish: Callable[[EpisodeOutcome], None]) -> None:
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    before = set(multiprocessing.active_children())
+    executor = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    )
     try:
         futures: dict[Future[EpisodeOutcome], EpisodeTask] = {executor.submit(run_task, t): t for t in tasks}
         for future in as_completed(futures):
             task = futures[future]
             try:
-                finish(future.result())
+                outcome = future.result()
             except BrokenProcessPool as exc:  # a worker died (e.g. killed for memory): its episodes failed
-                finish(EpisodeOutcome(task.agent_name, task.seed, [], error=f"worker process died: {exc}"))
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+                outcome = EpisodeOutcome(task.agent_name, task.seed, [], error=f"worker process died: {exc}")
+            finish(outcome)
+    except BaseException:
+        # Stopping early (an interrupt, a result that cannot be stored): the running episodes are lost either way,
+        # so end their workers now rather than waiting for them.
+        executor.shutdown(wait=False, cancel_futures=True)
+        for process in set(multiprocessing.active_children()) - before:
+            process.terminate()
+        raise
+    executor.shutdown(wait=True)
 
 
 def run_tasks(
-    tasks: Sequence[EpisodeTask], workers: int, *, progress: bool, outcomes: list[EpisodeOutcome]
-) -> list[EpisodeOutcome]:
-    """Run the episodes, appending each outcome to ``outcomes`` as it arrives (kept if interrupted).
+    tasks: Sequence[EpisodeTask],
+    workers: int,
+    *,
+    progress: bool,
+    on_outcome: Callable[[EpisodeOutcome], None],
+) -> None:
+    """Run the episodes and hand each outcome to ``on_outcome`` as it arrives (in order of completion).
 
     Args:
         tasks: the episodes.
         workers: 1 runs them one after the other in this process; more runs them in that many ``spawn`` processes.
         progress: show a progress bar on stderr (needs tqdm, of the ``bench`` extra).
-        outcomes: the list to append to (in order of completion).
-
-    Returns:
-        ``outcomes``.
+        on_outcome: called in this process with every outcome; an exception there stops the run (the running
+            workers are terminated) and goes on to the caller.
     """
     from tqdm import tqdm
 
-    workers = check_int("workers", workers, low=1)
+    workers = check_int("workers", workers, low=1)  # type: ignore[assignment]
     with tqdm(total=len(tasks), desc="episodes", unit="ep", disable=not progress, file=sys.stderr) as bar:
 
         def finish(outcome: EpisodeOutcome) -> None:
-            outcomes.append(outcome)
+            on_outcome(outcome)
             status = "failed" if outcome.error else f"{outcome.seconds:.1f}s"
             bar.set_postfix_str(f"{outcome.agent} seed {outcome.seed}: {status}", refresh=False)
             bar.update(1)
@@ -115,4 +153,3 @@ def run_tasks(
                 finish(run_task(task))
         else:
             _in_pool(tasks, workers, finish)
-    return outcomes

@@ -249,12 +249,13 @@ class WandbRecorder(gym.Wrapper[Any, Any, Any, Any]):
             self.run = wandb.init(**kwargs)
             if self.run is None:
                 raise RuntimeError("wandb.init returned None")
-            self.run.define_metric("labels")
-            self.run.define_metric("*", step_metric="labels")
-            self.run.define_metric("regret", step_metric="labels", summary="min")
+            # Counted as soon as it exists: a run whose set-up fails below still has its folder (a full disk).
             run_dir = getattr(self.run, "dir", None)
             if run_dir:
                 self.run_dirs.append(Path(run_dir).parent)
+            self.run.define_metric("labels")
+            self.run.define_metric("*", step_metric="labels")
+            self.run.define_metric("regret", step_metric="labels", summary="min")
         except Exception as exc:  # any W&B failure turns W&B off, never the episode
             self._fail("wandb.init", exc)
             if self.failure_flag is not None:
