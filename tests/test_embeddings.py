@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
+import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,10 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import replay_records
 
 from activeuf_env.core.pool import PoolTexts
 from activeuf_env.data import embeddings
 from activeuf_env.data.encoders import HashingEncoder, TextEncoder, resolve_encoder
+from activeuf_env.data.readers import read_auf_dataset
+from activeuf_env.data.writers import write_auf_dataset
 
 
 @dataclass
@@ -188,5 +195,51 @@ def test_a_failed_cache_write_leaves_no_partial_file(tmp_path: Path, monkeypatch
         cache.get_or_encode(enc, texts)
     monkeypatch.undo()
     assert target.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name, f"{target.name}.lock"]  # no temporary file
     np.testing.assert_array_equal(cache.get_or_encode(enc, texts), HashingEncoder(16).encode(texts))
+
+
+@dataclass(frozen=True)
+class SlowLoggingEncoder:
+    """A HashingEncoder that appends one line per encode to ``log`` and takes ``seconds``: a long encode that two
+    processes can overlap, counted across processes."""
+
+    log: str
+    seconds: float = 1.0
+
+    @property
+    def cache_key(self) -> str:
+        return "slow-logging-hashing-16"
+
+    def encode(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
+        with open(self.log, "a") as handle:
+            handle.write(f"{os.getpid()} {len(texts)}\n")
+        time.sleep(self.seconds)
+        return HashingEncoder(16).encode(texts)
+
+
+def _read_after_barrier(data_path: str, cache_dir: str, log: str, barrier: Any, results: Any) -> None:
+    """Worker: wait for the other, then read the same uncached dataset through the same cache."""
+    barrier.wait(timeout=120)
+    pool = read_auf_dataset(data_path, features=SlowLoggingEncoder(log), cache=cache_dir)
+    results.put(hashlib.sha256(pool.features.tobytes()).hexdigest())
+
+
+def test_two_processes_encode_an_uncached_dataset_once(tmp_path: Path) -> None:
+    """Issue 11 #5: the second process waits for the first one's encode and reads its cache files."""
+    data_path = write_auf_dataset(replay_records(6), tmp_path / "prefs.jsonl")
+    log, cache_dir = tmp_path / "encodes.log", tmp_path / "cache"
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(2), context.Queue()
+    args = (str(data_path), str(cache_dir), str(log), barrier, results)
+    workers = [context.Process(target=_read_after_barrier, args=args) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    digests = [results.get(timeout=180) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    encodes = log.read_text().splitlines()
+    assert sorted(int(line.split()[1]) for line in encodes) == [6, 36]  # prompts once, responses once
+    assert digests[0] == digests[1]
+    assert len(list(cache_dir.glob("*.npy"))) == 2

@@ -20,7 +20,9 @@ Embeddings come from an encoder (:mod:`activeuf_env.data.encoders`) through the 
 
 Cache: :class:`EmbeddingCache` stores one ``.npy`` per (encoder, list of texts), named by the encoder's
 ``cache_key`` and a SHA-256 content hash of the texts, written atomically (:func:`activeuf_env._io.atomic_path`)
-and returned memory-mapped read-only (``np.load(mmap_mode="r")``). The directory is ``$ACTIVEUF_CACHE_DIR``, else
+and returned memory-mapped read-only (``np.load(mmap_mode="r")``). A missing file is encoded once, whatever the
+number of processes asking for it (vector-env workers, benchmark jobs): under a file lock beside it, which the
+others wait for before reading the file. The directory is ``$ACTIVEUF_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/activeuf_env/features``, else ``~/.cache/activeuf_env/features``.
 """
 
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import filelock
 import numpy as np
 
 from activeuf_env._io import atomic_path
@@ -177,8 +180,9 @@ class EmbeddingCache:
     """Embeddings on disk, one ``.npy`` per (encoder, texts), returned memory-mapped read-only.
 
     A file is named ``<encoder.cache_key>-<content_hash(texts)[:32]>-<dtype>.npy`` and written atomically (a
-    temporary file renamed into place), so concurrent writers never leave a torn file. A file whose row count does
-    not match is recomputed.
+    temporary file renamed into place), so concurrent writers never leave a torn file, and a missing file is encoded
+    by one process while the others wait for it (:meth:`get_or_encode`). A file whose row count does not match is
+    recomputed.
 
     Args:
         directory: the cache directory (created on first write); ``None`` is :func:`default_cache_dir`.
@@ -231,14 +235,26 @@ class EmbeddingCache:
         return np.load(path, mmap_mode="r", allow_pickle=False)
 
     def get_or_encode(self, encoder: Encoder, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
-        """Cached embeddings of ``texts``, encoding and storing them on a miss (memory-mapped either way)."""
+        """Cached embeddings of ``texts``, encoding and storing them on a miss (memory-mapped either way).
+
+        A miss is encoded once whatever the number of processes: the encoder runs under an exclusive lock on
+        ``<cache file>.lock``, and a process that finds the lock taken waits for it, then reads the file the other
+        one wrote. A hit takes no lock (a read-only cache directory serves hits).
+        """
         texts = check_texts(texts)
         if not texts:
             return np.asarray(encoder.encode(texts, progress=progress), dtype=self.dtype)
         cached = self.load(encoder, texts)
         if cached is not None:
             return cached
-        return self.save(encoder, texts, encoder.encode(texts, progress=progress))
+        path = self.path_for(encoder, texts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # An OS lock (flock): released when its holder dies, so a killed encode never leaves the others waiting.
+        with filelock.FileLock(path.with_name(path.name + ".lock")):
+            cached = self.load(encoder, texts)  # written by the process we waited for
+            if cached is not None:
+                return cached
+            return self.save(encoder, texts, encoder.encode(texts, progress=progress))
 
 
 CacheSpec = EmbeddingCache | str | os.PathLike[str] | bool | None
