@@ -18,15 +18,28 @@ ValueError: lr must be a finite number > 0.0, got 0.0
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 import math
-from collections.abc import Iterable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
-__all__ = ["check_bool", "check_choice", "check_int", "check_number", "check_type", "describe_choices"]
+__all__ = [
+    "check_bool",
+    "check_choice",
+    "check_int",
+    "check_keywords",
+    "check_number",
+    "check_type",
+    "describe_choices",
+    "reject_unknown_keywords",
+]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 _REAL_TYPES = (int, float, np.integer, np.floating)
 _INT_TYPES = (int, np.integer)
@@ -180,3 +193,56 @@ def check_type(name: str, value: Any, types: type | tuple[type, ...], what: str 
         names = what or " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
         raise TypeError(f"{name} must be {names}, got {type(value).__name__}")
     return value
+
+
+def check_keywords(owner: str, keywords: Iterable[str], known: Iterable[str]) -> None:
+    """Every keyword is one of ``known``; the first that is not is an error naming the closest known one.
+
+    Args:
+        owner: what received the keywords (an env id, a class), used in the message.
+        keywords: the keywords received.
+        known: the keywords ``owner`` accepts.
+
+    Raises:
+        ValueError: naming ``owner``, the unknown keyword, the closest known one (``difflib``) and every known one.
+
+    Example:
+        >>> check_keywords("ActiveUFEnv", ["batchsize"], ["budget", "batch_size"])
+        Traceback (most recent call last):
+        ...
+        ValueError: ActiveUFEnv got an unknown keyword 'batchsize'; did you mean 'batch_size'? Known: batch_size, budget
+    """
+    allowed = sorted(set(known))
+    for key in keywords:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else "."
+            raise ValueError(f"{owner} got an unknown keyword {key!r}{hint} Known: {', '.join(allowed)}")
+
+
+def reject_unknown_keywords(function: Callable[P, T]) -> Callable[P, T]:
+    """Make an unknown keyword to ``function`` (e.g. an ``__init__``) a :func:`check_keywords` error.
+
+    Python's own ``TypeError`` names neither a close match nor the known keywords. The wrapper keeps the function's
+    signature for ``inspect.signature`` (``functools.wraps``), so code that reads the keywords sees the real ones.
+
+    Example:
+        >>> @reject_unknown_keywords
+        ... def make(*, batch_size: int = 64) -> int:
+        ...     return batch_size
+        >>> make(batchsize=16)
+        Traceback (most recent call last):
+        ...
+        ValueError: make got an unknown keyword 'batchsize'; did you mean 'batch_size'? Known: batch_size
+    """
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    parameters = inspect.signature(function).parameters.values()
+    known = [p.name for p in parameters if p.kind in kinds and p.name != "self"]
+    owner = function.__qualname__.removesuffix(".__init__")
+
+    @functools.wraps(function)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> T:
+        check_keywords(owner, kwargs, known)
+        return function(*args, **kwargs)
+
+    return checked

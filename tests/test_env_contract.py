@@ -145,7 +145,7 @@ def test_save_and_load_resume_bit_identically(make_small_env, tmp_path: Path) ->
     obs, _ = env.reset(seed=4)
     for _ in range(3):
         obs, *_ = env.step(random_pairs(obs, rng))
-    path = env.save(tmp_path / "episode.pkl")
+    path = env.save(tmp_path / "episode.npz")
     env.close()
 
     resumed = make_small_env()
@@ -163,12 +163,12 @@ def test_set_state_rejects_unknown_versions(make_small_env) -> None:
     env.reset(seed=0)
     state = env.get_state()
     state["version"] = 99
-    with pytest.raises(ValueError, match="version 3, got 99"):
+    with pytest.raises(ValueError, match="version 4, got 99"):
         env.set_state(state)
     with pytest.raises(FileNotFoundError, match=r"missing\.pkl"):
         env.load("missing.pkl")
     state["version"] = 2  # the dict layout of the episode before it became a dataclass
-    with pytest.raises(ValueError, match=r"version 3, got 2 .*older activeuf-env"):
+    with pytest.raises(ValueError, match=r"version 4, got 2 .*older activeuf-env"):
         env.set_state(state)
 
 

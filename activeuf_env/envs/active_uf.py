@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import pickle
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, SupportsFloat
@@ -12,14 +12,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from activeuf_env._io import atomic_write_bytes
-from activeuf_env._validation import check_bool, check_choice, check_int
+import activeuf_env.envs.state_file as state_file
+from activeuf_env._validation import check_bool, check_choice, check_int, reject_unknown_keywords
 from activeuf_env.core.downstream import DownstreamConfig, DownstreamScores
 from activeuf_env.core.pool import ResponsePool
 from activeuf_env.core.reward_model import EnsembleRewardModel, ReplayBuffer, RewardModelConfig, anchor_weight_at
 from activeuf_env.data.export import ExportFormat, export_pairs
 from activeuf_env.envs.actions import check_judge_calls, validate_pairs
-from activeuf_env.envs.episode import STATE_VERSION, Episode, RoundRecord
+from activeuf_env.envs.episode import Episode, RoundRecord
 from activeuf_env.envs.instances import InstanceSpec, LoadedInstance, as_instance_list, instance_shapes, load_instance
 from activeuf_env.envs.render import render_prompt_table
 
@@ -34,6 +34,12 @@ OBS_BOUND = 1e4
 REWARD_METRICS: dict[str, str | None] = {"score": "score", "dpo": "dpo_score", "rm": "rm_score", "none": None}
 """The ``reward=`` choices and the downstream score each one rewards the change of."""
 
+_SETTING_ATTRIBUTES = {
+    "instances": "instance_specs",
+    "judge": "judge_name",
+    "reward_model": "reward_model_config",
+    "downstream": "downstream_config",
+}
 _SCORE_KEYS = ("rm_score", "dpo_score", "score", "rm_focus", "rm_precise", "rm_same_skill")
 
 
@@ -139,6 +145,13 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     * ``device``: torch device of the ensemble.
     * ``render_mode``: ``None`` or ``"ansi"``.
 
+    ## Saving and resuming
+
+    ``env.unwrapped.save(path)`` writes the episode (an ``.npz`` of arrays and JSON, no pickle), and
+    ``env.reset(options={"state": path})`` resumes it bit-identically, through ``gymnasium.make``'s wrappers
+    (``load`` and ``get_state`` / ``set_state`` work on the bare env). A state refuses an env that differs from
+    its own, naming the difference (:mod:`~activeuf_env.envs.state_file`).
+
     ## Version History
 
     * v0: initial version (added before the first release: the downstream reward and scores, the real-data ids
@@ -147,6 +160,7 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
+    @reject_unknown_keywords
     def __init__(
         self,
         instances: InstanceSpec | Sequence[InstanceSpec] | None = None,
@@ -250,26 +264,11 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return self._require_episode()
 
     def settings(self) -> dict[str, Any]:
-        """Every constructor argument with the value the env uses (defaults included), e.g. for run configs."""
-        return {
-            "instances": self.instance_specs,
-            "batch_size": self.batch_size,
-            "budget": self.budget,
-            "eval_size": self.eval_size,
-            "split_seed": self.split_seed,
-            "judge": self.judge_name,
-            "judge_kwargs": self.judge_kwargs,
-            "judge_noise": self.judge_noise,
-            "labeler": self.labeler,
-            "judge_calls_per_pair": self.judge_calls_per_pair,
-            "expose_judge_scores": self.expose_judge_scores,
-            "observe_features": self.observe_features,
-            "reward_model": self.reward_model_config,
-            "reward": self.reward,
-            "eval_every": self.eval_every,
-            "downstream": self.downstream_config,
-            "device": self.device,
-        }
+        """Every constructor argument but ``render_mode`` with the value the env uses (defaults included)."""
+        names = [
+            name for name in inspect.signature(ActiveUFEnv.__init__).parameters if name not in ("self", "render_mode")
+        ]
+        return {name: getattr(self, _SETTING_ATTRIBUTES.get(name, name)) for name in names}
 
     def reference_score(self) -> float:
         """``S*`` of the current instance: the downstream score of oracle pairs for every train prompt (cached)."""
@@ -293,8 +292,21 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
         Args:
             seed: seeds the environment's generator, from which everything in the episode is drawn.
-            options: ``{"instance": index}`` picks an instance of a multi-instance env.
+            options: ``{"instance": index}`` picks an instance of a multi-instance env. ``{"state": path}`` (a file
+                of :meth:`save`) or ``{"state": state}`` (of :meth:`get_state`) resumes that episode instead and returns
+                its current observation and info; ``seed`` is then ignored: the state's generator wins.
         """
+        if (options or {}).get("state") is not None:
+            if len(options) > 1:
+                raise ValueError(f"options['state'] takes no other option, got {sorted(options)}")
+            self._restore(options["state"])
+        else:
+            self._start(seed, options)
+        ep = self._require_episode()
+        assert ep.observation is not None
+        return _copy_obs(ep.observation), {**self._info(ep.last), "model_names": tuple(self.pool.model_names)}
+
+    def _start(self, seed: int | None, options: dict[str, Any] | None) -> None:
         super().reset(seed=seed)
         rng = self.np_random
         instance_id = self._pick_instance(options, rng)
@@ -302,10 +314,8 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         n_rounds = -(-train.n_prompts // self.batch_size)
         order = np.full(n_rounds * self.batch_size, -1, dtype=np.int64)
         order[: train.n_prompts] = rng.permutation(train.n_prompts)
-        cfg = self.reward_model_config
-        model = EnsembleRewardModel(
-            train.feature_dim, config=cfg, seed=int(rng.integers(2**63 - 1)), device=self.device
-        )
+        cfg, model_seed = self.reward_model_config, int(rng.integers(2**63 - 1))
+        model = EnsembleRewardModel(train.feature_dim, config=cfg, seed=model_seed, device=self.device)
         self._episode = Episode(
             instance_id=instance_id,
             order=order.reshape(n_rounds, self.batch_size),
@@ -314,11 +324,7 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             buffer=ReplayBuffer(self.batch_size * cfg.replay_factor, train.feature_dim),
         )
         self._evaluate(self._episode)
-        observation = self._observe()
-        self._episode.observation = observation
-        info = self._info(None)
-        info["model_names"] = tuple(train.model_names)
-        return _copy_obs(observation), info
+        self._episode.observation = self._observe()
 
     def _pick_instance(self, options: dict[str, Any] | None, rng: np.random.Generator) -> int:
         n = len(self.instance_specs)
@@ -501,46 +507,43 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return export_pairs(self.pool, self.collected_pairs(), format=format, path=path)
 
     def get_state(self) -> dict[str, Any]:
-        """Everything needed to resume this episode bit-identically with :meth:`set_state` (a picklable dict)."""
-        state = self._require_episode().state_dict()
-        state["rng"] = self.np_random.bit_generator.state
-        state["version"] = STATE_VERSION
-        return pickle.loads(pickle.dumps(state))  # a deep copy: later steps must not change a saved state
+        """The episode as plain data (a deep copy) that :meth:`set_state` or ``reset(options={"state": ...})`` resumes
+        bit-identically on an env of the same fingerprint (:mod:`~activeuf_env.envs.state_file`)."""
+        ep = self._require_episode()
+        return state_file.make_state(ep, self.np_random, self._fingerprint(ep.instance_id))
 
     def set_state(self, state: dict[str, Any]) -> None:
-        """Resume an episode saved by :meth:`get_state` on an env built with the same arguments."""
-        version = state.get("version") if isinstance(state, dict) else None
-        if version != STATE_VERSION:
-            raise ValueError(
-                f"expected an env state of version {STATE_VERSION}, got {version!r} (states saved by an older "
-                "activeuf-env cannot be resumed: rerun the episode)"
-            )
-        state = pickle.loads(pickle.dumps(state))
-        rng_state = state.pop("rng")
-        state.pop("version")
-        train = self._instance(state["instance_id"]).train
-        model = EnsembleRewardModel(train.feature_dim, config=self.reward_model_config, seed=0, device=self.device)
-        buffer = ReplayBuffer(self.batch_size * self.reward_model_config.replay_factor, train.feature_dim)
-        episode = Episode.from_state_dict(state, model, buffer)
-        self._np_random = np.random.Generator(np.random.PCG64())
-        self._np_random.bit_generator.state = rng_state
-        self._episode = episode
+        """Resume a :meth:`get_state` (errors as :meth:`load`); through wrappers: ``reset(options={"state": s})``."""
+        self._restore(state)
 
     def save(self, path: str | Path) -> Path:
-        """Write :meth:`get_state` to ``path`` (pickle); returns the path."""
-        return atomic_write_bytes(path, pickle.dumps(self.get_state(), protocol=pickle.HIGHEST_PROTOCOL))
+        """Write :meth:`get_state` atomically to ``path``, an ``.npz`` of arrays and JSON (no pickle); returns it."""
+        return state_file.write_state(path, self.get_state())
 
     def load(self, path: str | Path) -> None:
-        """Resume the episode saved at ``path`` by :meth:`save`."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no saved environment state at {str(path)!r}")
-        self.set_state(pickle.loads(path.read_bytes()))
+        """Resume the file of :meth:`save` (no pickle is read); through wrappers use ``reset(options={"state": path})``.
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            ValueError: the file is truncated, corrupt or holds pickled data, or the env differs (naming the path).
+        """
+        self._restore(path)
+
+    def _fingerprint(self, instance_id: int) -> dict[str, Any]:
+        inst, settings = self._instance(instance_id), self.settings()
+        settings.update(n_instances=len(self.instance_specs), n_responses=self.n_responses)
+        settings.update(feature_dim=self.feature_dim, n_models=self.n_models)
+        return state_file.env_fingerprint(settings, inst.train, inst.eval)
+
+    def _restore(self, state: dict[str, Any] | str | Path) -> None:
+        cfg, n = self.reward_model_config, len(self.instance_specs)
+        model = EnsembleRewardModel(self.feature_dim, config=cfg, seed=0, device=self.device)
+        buffer = ReplayBuffer(self.batch_size * cfg.replay_factor, self.feature_dim)
+        episode, rng = state_file.restore_state(state, n, self._fingerprint, model, buffer)
+        self.np_random, self._episode = rng, episode
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_cache"] = {}
-        return state
+        return {**self.__dict__, "_cache": {}}
 
 
 def _copy_obs(observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

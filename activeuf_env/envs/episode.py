@@ -18,8 +18,9 @@ from activeuf_env.core.reward_model import EnsembleRewardModel, ReplayBuffer
 
 __all__ = ["STATE_VERSION", "Counts", "Episode", "RoundRecord"]
 
-STATE_VERSION = 3
-"""Version of the saved state layout; 3 since the episode became a dataclass (states of version 2 cannot load)."""
+STATE_VERSION = 4
+"""Version of the saved state layout; 4 since states carry an env fingerprint and files hold arrays and JSON, no
+pickle (:mod:`activeuf_env.envs.state_file`; states of version 3 and before cannot load)."""
 
 
 @dataclass
