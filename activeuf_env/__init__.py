@@ -57,3 +57,4 @@ _register(
 )
 _register("ActiveUF/Replay-v0", entry_point="activeuf_env.envs.real_data:make_replay_env")
 _register("ActiveUF/AlpacaEval-v0", entry_point="activeuf_env.envs.real_data:make_alpaca_eval_env")
+_register("ActiveUF/SyntheticTasks-v0", entry_point="activeuf_env.envs.task_env:SyntheticTasksEnv", split="train")

@@ -51,6 +51,7 @@ def test_ids_are_registered() -> None:
         "ActiveUF/SyntheticPaperScale-v0",
         "ActiveUF/Replay-v0",
         "ActiveUF/AlpacaEval-v0",
+        "ActiveUF/SyntheticTasks-v0",
     }
     assert expected <= set(ENV_IDS)
 
