@@ -19,10 +19,12 @@ import pytest
 
 from activeuf_env.core.pool import ResponsePool
 from activeuf_env.data import formats
+from activeuf_env.data.assemble import resolve_features
 from activeuf_env.data.collect import MalformedRowWarning
 from activeuf_env.data.embeddings import PrecomputedEmbeddings, compose_features
 from activeuf_env.data.encoders import HashingEncoder, TextEncoder
 from activeuf_env.data.locate import locate_alpaca_eval
+from activeuf_env.data.pool_factory import DatasetPool
 from activeuf_env.data.readers import (
     cache_dataset_embeddings,
     load_pool_from_path,
@@ -269,6 +271,8 @@ def _mutate(kind: str) -> list[Any]:
         bad["completions"][0]["overall_score"] = ""
     elif kind == "nan-score":
         bad["completions"][0]["overall_score"] = "nan"
+    elif kind == "huge-score":
+        bad["completions"][0]["overall_score"] = "1e39"  # finite as a float64, infinite as the stored float32
     elif kind == "bool-score":
         bad["completions"][0]["overall_score"] = True
     elif kind == "one-response":
@@ -288,6 +292,7 @@ MALFORMED = {
     "word-score": "completion 0 overall_score must be a number or a numeric string, got 'great'",
     "empty-score": "overall_score must be a number or a numeric string, got ''",
     "nan-score": "overall_score must be finite, got 'nan'",
+    "huge-score": r"completion 0 overall_score must fit the float32 .* \(\|score\| <= 3.403e\+38\), got '1e39'",
     "bool-score": "overall_score must be a number or a numeric string, got True",
     "one-response": r"has 1 response\(s\), expected at least 2",
     "prompt-type": "prompt must be a string or a non-empty list of chat messages, got 42",
@@ -323,6 +328,22 @@ def test_skip_warns_with_the_count_and_keeps_the_rest(tmp_path: Path) -> None:
     assert pool.prompt_ids == ["p0", "p2", "p4"]
     with pytest.raises(ValueError, match="on_error must be 'raise' or 'skip', got 'ignore'"):
         read_auf_dataset(path, features=ENC, on_error="ignore")  # type: ignore[arg-type]
+
+
+def test_a_score_float32_cannot_hold_is_named_at_its_row_and_skippable(tmp_path: Path) -> None:
+    rows = auf_records(score=float)
+    rows[2]["completions"][1]["overall_score"] = -1e39  # a JSON number this time
+    path = write_jsonl(tmp_path / "huge.jsonl", rows)
+    with pytest.raises(ValueError, match=r"huge.jsonl: line 3, prompt_id 'p2': completion 1 overall_score must fit"):
+        read_auf_dataset(path, features=ENC, cache=False)
+    with pytest.warns(MalformedRowWarning, match=r"skipped 1 malformed row\(s\)"):
+        pool = read_auf_dataset(path, features=ENC, cache=False, on_error="skip")
+    assert pool.prompt_ids == ["p0", "p1", "p3", "p4"] and np.isfinite(pool.judge_scores).all()
+    mm = multimodel_rows()
+    mm[1]["responses"][0]["score"] = 1e39
+    path = write_jsonl(tmp_path / "mm.jsonl", mm)
+    with pytest.raises(ValueError, match=r"mm.jsonl: line 2, prompt_id 'ae001': response 0 score must fit"):
+        read_multimodel_jsonl(path, features=ENC, cache=False, score_transform="probability")
 
 
 def test_non_utf8_bytes_name_the_line_and_skip_only_that_row(tmp_path: Path) -> None:
@@ -393,6 +414,62 @@ def test_mismatched_embedding_rows_name_both_counts(tmp_path: Path) -> None:
     np.save(tmp_path / "response_embeddings.npy", emb.responses)
     from_dir = read_auf_dataset(path, features=tmp_path)  # a directory of the two .npy files
     assert from_dir.features[4, 2, 0] == 100 + 13
+
+
+def test_features_directories_are_told_by_their_files(tmp_path: Path) -> None:
+    """Issue 11 #6: a features folder missing a file is named as such, not taken for an encoder model."""
+    path = write_jsonl(tmp_path / "d.jsonl", auf_records())
+    emb = _file_order_embeddings(auf_records())
+    half = tmp_path / "half"
+    half.mkdir()
+    np.save(half / "prompt_embeddings.npy", emb.prompts)
+    with pytest.raises(FileNotFoundError, match=r"half' holds prompt_embeddings.npy but not response_embeddings.npy"):
+        read_auf_dataset(path, features=half)
+    with pytest.raises(FileNotFoundError, match=r"holds prompt_embeddings.npy but not response_embeddings.npy"):
+        DatasetPool(path, features_path=half).load()  # what gym.make("ActiveUF/Replay-v0", features_path=...) reads
+    expected = r"expected a directory of precomputed embeddings \(prompt_embeddings.npy and response_embeddings.npy\)"
+    other = tmp_path / "other"
+    (other / "sub").mkdir(parents=True)
+    (other / "notes.txt").write_text("hi")
+    with pytest.raises(ValueError, match=rf"other' holds notes.txt, sub/; {expected} or of a transformers model"):
+        read_auf_dataset(path, features=other)
+    with pytest.raises(ValueError, match=rf"notes.txt' is a file; {expected}"):
+        read_auf_dataset(path, features=other / "notes.txt")
+    with pytest.raises(FileNotFoundError, match=rf"nothing at .*absent'; {expected}"):
+        read_auf_dataset(path, features=tmp_path / "absent")
+    (other / "config.json").write_text("{}")
+    encoder = resolve_features(other)
+    assert isinstance(encoder, TextEncoder) and Path(encoder.model_path) == other  # a model folder: its config.json
+    assert isinstance(resolve_features("org/cached-model"), TextEncoder)  # no such path: a hub id in the local cache
+    mm = write_jsonl(half / "mm.jsonl", multimodel_rows())  # beside the file: one of the two is an error too
+    with pytest.raises(FileNotFoundError, match=r"holds prompt_embeddings\.npy but not response_embeddings\.npy"):
+        read_multimodel_jsonl(mm)
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_truncated_npy_and_npz_files_name_their_path(tmp_path: Path, mmap: bool) -> None:
+    """Issue 11 #6: numpy's and zipfile's errors name no file; ours do."""
+    rows = auf_records()
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    emb = _file_order_embeddings(rows)
+    np.save(tmp_path / "prompt_embeddings.npy", emb.prompts)
+    full = tmp_path / "full.npy"
+    np.save(full, emb.responses)
+    for cut in (40, len(full.read_bytes()) - 8):  # inside the header, inside the data
+        (tmp_path / "response_embeddings.npy").write_bytes(full.read_bytes()[:cut])
+        with pytest.raises(ValueError, match=r"cannot read embeddings file '.*response_embeddings.npy': ValueError"):
+            PrecomputedEmbeddings.from_dir(tmp_path, mmap=mmap)
+    np.save(tmp_path / "response_embeddings.npy", emb.responses[:, 0])  # 1-D
+    with pytest.raises(ValueError, match=r"embeddings files '.*prompt_embeddings.npy' and .* must be a 2-D array"):
+        read_auf_dataset(path, features=tmp_path)
+    saved = read_auf_dataset(path, features=ENC, cache=False).save(tmp_path / "pool.npz").read_bytes()
+    for cut in (100, len(saved) // 2, len(saved) - 20):
+        (tmp_path / "cut.npz").write_bytes(saved[:cut])
+        with pytest.raises(ValueError, match=r"cannot read '.*cut.npz' as a response pool: BadZipFile"):
+            load_pool_from_path(tmp_path / "cut.npz", mmap_features=mmap)
+    (tmp_path / "one.npz").write_bytes(full.read_bytes())
+    with pytest.raises(ValueError, match=r"one.npz' as a response pool: .* got a single array of shape \(14, 4\)"):
+        load_pool_from_path(tmp_path / "one.npz", mmap_features=mmap)
 
 
 # --------------------------------------------------------------------------------------------------------------------

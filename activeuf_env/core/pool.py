@@ -6,6 +6,7 @@ import json
 import os
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,30 +170,49 @@ def load_pool(path: str | os.PathLike[str], mmap_features: bool = False) -> Resp
 
     Raises:
         FileNotFoundError: the file does not exist (the message names the path).
-        ValueError: the file is not a pool of a known format version.
+        ValueError: the file is truncated or corrupt, or not a pool of a known format version (the message names
+            the path).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no response pool at {str(path)!r}")
-    with np.load(path, allow_pickle=False) as archive:
-        missing = {"features", "judge_scores", "true_quality", "model_ids", "valid", "header"} - set(archive.files)
-        if missing:
-            raise ValueError(f"{str(path)!r} is not a response pool: missing arrays {sorted(missing)}")
-        header = json.loads(bytes(np.asarray(archive["header"])).decode("utf-8"))
-        if header.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(
-                f"{str(path)!r}: expected pool format_version {_FORMAT_VERSION}, got {header.get('format_version')!r}"
-            )
-        arrays = {k: np.asarray(archive[k]) for k in ("judge_scores", "true_quality", "model_ids", "valid")}
-        features = _memmap_npz_member(path, "features.npy") if mmap_features else np.asarray(archive["features"])
+    try:
+        arrays = _read_arrays(path, mmap_features)
+        header = json.loads(bytes(arrays.pop("header")).decode("utf-8")) if "header" in arrays else None
+    except _READ_ERRORS as err:  # numpy's and zipfile's messages do not name the file
+        raise ValueError(f"cannot read {str(path)!r} as a response pool: {type(err).__name__}: {err}") from None
+    missing = sorted({"features", "judge_scores", "true_quality", "model_ids", "valid"} - set(arrays))
+    if missing or header is None:
+        raise ValueError(f"{str(path)!r} is not a response pool: missing arrays {missing or ['header']}")
+    if header.get("format_version") != _FORMAT_VERSION:
+        raise ValueError(
+            f"{str(path)!r}: expected pool format_version {_FORMAT_VERSION}, got {header.get('format_version')!r}"
+        )
     texts = header["texts"]
     return ResponsePool(
-        features=features,
         model_names=header["model_names"],
         prompt_ids=header["prompt_ids"],
         texts=None if texts is None else PoolTexts(texts["prompts"], texts["responses"]),
-        **arrays,
+        **{name: arrays[name] for name in ("features", "judge_scores", "true_quality", "model_ids", "valid")},
     )
+
+
+# What numpy, zipfile and the JSON decoder raise on a truncated or corrupt file (a decode error is a ValueError).
+_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
+def _read_arrays(path: Path, mmap_features: bool) -> dict[str, np.ndarray]:
+    """Every array of a pool file, the features memory-mapped when asked; lets numpy's and zipfile's errors out."""
+    with open(path, "rb") as handle:  # ours to close: np.load leaks the file it opened when the zip is corrupt
+        loaded = np.load(handle, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError(f"expected an .npz archive of arrays, got a single array of shape {loaded.shape}")
+        with loaded as archive:
+            names = set(archive.files)
+            arrays = {name: np.asarray(archive[name]) for name in names if not (mmap_features and name == "features")}
+    if mmap_features and "features" in names:
+        arrays["features"] = _memmap_npz_member(path, "features.npy")
+    return arrays
 
 
 def _memmap_npz_member(path: Path, member: str) -> np.ndarray:
@@ -200,7 +220,7 @@ def _memmap_npz_member(path: Path, member: str) -> np.ndarray:
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo(member)
         if info.compress_type != zipfile.ZIP_STORED:
-            raise ValueError(f"{str(path)!r}: cannot memory-map the compressed member {member!r}")
+            raise ValueError(f"cannot memory-map the compressed member {member!r} (ResponsePool.save stores it plain)")
     with open(path, "rb") as handle:
         handle.seek(info.header_offset)
         local_header = handle.read(30)

@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from activeuf_env._validation import check_type
 from activeuf_env.core.pool import PoolTexts, ResponsePool
 from activeuf_env.data.collect import Records
-from activeuf_env.data.embeddings import CacheSpec, Composition, PrecomputedEmbeddings, compose_features, embed_texts
-from activeuf_env.data.encoders import Encoder, resolve_encoder
+from activeuf_env.data.embeddings import (
+    EMBEDDING_FILES,
+    CacheSpec,
+    Composition,
+    PrecomputedEmbeddings,
+    compose_features,
+    embed_texts,
+)
+from activeuf_env.data.encoders import MODEL_CONFIG_FILE, Encoder, is_model_dir, resolve_encoder
 from activeuf_env.data.rows import Slots
 
 __all__ = ["AssemblyOptions", "FeatureSpec", "build_pool", "resolve_features"]
@@ -27,6 +35,10 @@ FeatureSpec = Encoder | PrecomputedEmbeddings | str | os.PathLike[str] | None
 """What ``features=`` accepts (see :mod:`activeuf_env.data.readers`)."""
 
 _FEATURE_CHOICES = "an Encoder, PrecomputedEmbeddings, a model path, an embeddings directory or None"
+_FEATURE_DIRS = (
+    f"a directory of precomputed embeddings ({' and '.join(EMBEDDING_FILES)}) or of a transformers model "
+    f"({MODEL_CONFIG_FILE} and its tokenizer files)"
+)
 _COMPOSE_CHUNK = 8192
 
 
@@ -46,15 +58,51 @@ class AssemblyOptions:
 def resolve_features(features: FeatureSpec) -> Encoder | PrecomputedEmbeddings:
     """Precomputed embeddings (given, or a directory holding the two ``.npy`` files) or an encoder.
 
+    A local directory is recognised by what it holds: ``prompt_embeddings.npy`` and ``response_embeddings.npy``
+    (precomputed embeddings) or ``config.json`` (a transformers model, with its tokenizer files). A string that
+    names no local path is taken for the id of a model in the local Hugging Face cache.
+
     Raises:
         TypeError: ``features`` is none of what ``features=`` accepts (the message names its type).
+        FileNotFoundError: a local path that does not exist, or a directory holding one of the two embeddings files
+            but not the other (the message names both).
+        ValueError: a file, or a directory holding neither (the message lists what it holds).
     """
     check_type("features", features, (PrecomputedEmbeddings, str, os.PathLike, Encoder, type(None)), _FEATURE_CHOICES)
     if isinstance(features, PrecomputedEmbeddings):
         return features
-    if isinstance(features, (str, os.PathLike)) and PrecomputedEmbeddings.exist_in(features):
-        return PrecomputedEmbeddings.from_dir(features)
+    if isinstance(features, (str, os.PathLike)):
+        path = Path(features).expanduser()
+        if path.exists() or path.is_absolute() or isinstance(features, os.PathLike):
+            return _features_at(path)
     return resolve_encoder(features)
+
+
+def _features_at(path: Path) -> Encoder | PrecomputedEmbeddings:
+    """The features a local path holds, told by its files rather than by what it is not."""
+    if not path.exists():
+        raise FileNotFoundError(f"features: nothing at {str(path)!r}; expected {_FEATURE_DIRS}")
+    if not path.is_dir():
+        raise ValueError(f"features: {str(path)!r} is a file; expected {_FEATURE_DIRS}")
+    found = PrecomputedEmbeddings.found_in(path)
+    if len(found) == len(EMBEDDING_FILES):
+        return PrecomputedEmbeddings.from_dir(path)
+    if found:
+        (missing,) = set(EMBEDDING_FILES) - set(found)
+        raise FileNotFoundError(
+            f"features: {str(path)!r} holds {found[0]} but not {missing}; precomputed embeddings need both"
+        )
+    if is_model_dir(path):
+        return resolve_encoder(path)
+    raise ValueError(f"features: {str(path)!r} holds {_listing(path)}; expected {_FEATURE_DIRS}")
+
+
+def _listing(directory: Path, shown: int = 8) -> str:
+    names = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in directory.iterdir())
+    if not names:
+        return "nothing"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _precomputed_rows(records: Records, embeddings: PrecomputedEmbeddings) -> tuple[np.ndarray, np.ndarray]:

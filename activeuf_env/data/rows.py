@@ -44,6 +44,8 @@ SCORE_TRANSFORMS: tuple[ScoreTransform, ...] = ("logit", "probability")
 DEFAULT_SCORE_CLIP = 1e-6
 """Clip of win probabilities before log-odds: the six-decimal resolution of the shared scores."""
 
+_FLOAT32_MAX = np.finfo(np.float32).max
+
 
 class RowError(Exception):
     """A malformed row; the collector adds the location and prompt id."""
@@ -118,7 +120,7 @@ def _prompt_text(value: Any) -> str:
 
 
 def _parse_score(value: Any, what: str) -> float:
-    """A finite float from a number or a numeric string."""
+    """A float from a number or a numeric string, finite also once stored as float32."""
     if isinstance(value, (bool, np.bool_)):
         raise RowError(f"{what} must be a number or a numeric string, got {value!r}")
     if isinstance(value, (int, float, np.integer, np.floating)):
@@ -132,6 +134,14 @@ def _parse_score(value: Any, what: str) -> float:
         raise RowError(f"{what} must be a number or a numeric string, got {type(value).__name__} {value!r:.60}")
     if not math.isfinite(score):
         raise RowError(f"{what} must be finite, got {value!r}")
+    with np.errstate(over="ignore"):  # the overflow is the error reported below
+        stored = np.float32(score)
+    if not np.isfinite(stored):
+        # Caught here, at its row, rather than later by the pool's checks, which know neither file nor line.
+        raise RowError(
+            f"{what} must fit the float32 the pool stores scores in (|score| <= {float(_FLOAT32_MAX):.4g}), "
+            f"got {value!r}"
+        )
     return score
 
 
@@ -139,7 +149,7 @@ def parse_auf_row(record: Any, true_quality_field: str | None) -> Row:
     """An AUF ``PromptWithCompletions`` record as a :class:`Row` (``true_quality_field``: the second judge's field).
 
     Raises:
-        RowError: a missing or mistyped field, or a non-numeric or non-finite score.
+        RowError: a missing or mistyped field, or a non-numeric score or one not finite as float32.
     """
     record = _require_mapping(record, "row")
     row = Row(_parse_prompt_id(record), _prompt_text(_require(record, "prompt")), [], [], [])
@@ -160,7 +170,8 @@ def parse_multimodel_row(record: Any, score_transform: ScoreTransform) -> Row:
     """A shared multi-model record as a :class:`Row` (scores untransformed; in [0, 1] for ``"logit"``).
 
     Raises:
-        RowError: a missing or mistyped field, a non-numeric or non-finite score, or one outside [0, 1] for log-odds.
+        RowError: a missing or mistyped field, a non-numeric score or one not finite as float32, or one outside
+            [0, 1] for log-odds.
     """
     record = _require_mapping(record, "row")
     row = Row(_parse_prompt_id(record), _require_str(record, "instruction", "row"), [], [], [])
