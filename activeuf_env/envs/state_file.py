@@ -273,10 +273,11 @@ def read_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no saved environment state at {str(path)!r}")
     try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError(f"expected an .npz archive, got a single array of shape {archive.shape}")
-        with archive:
+        # Our own handle: np.load leaves the file open when it is not a readable archive.
+        with open(path, "rb") as handle:
+            archive = np.load(handle, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError(f"expected an .npz archive, got a single array of shape {archive.shape}")
             if _JSON_MEMBER not in archive.files:
                 raise ValueError(f"expected a member {_JSON_MEMBER!r}, got {sorted(archive.files)}")
             arrays = {name: archive[name] for name in archive.files}
