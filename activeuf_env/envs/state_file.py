@@ -10,11 +10,11 @@ tensors are stored on the CPU), but only the same device continues bit-identical
 
 A state file (:func:`write_state`, :func:`read_state`) is one uncompressed ``.npz``: every array and tensor is a
 member of its own, and the rest is one JSON document (member ``state_json``, UTF-8 bytes) in which tagged
-single-key objects stand for what JSON lacks (``{"__array__": member}``, ``{"__tensor__": member}``, a numpy scalar
-``{"__scalar__": member}``, ``{"__tuple__": [...]}`` and ``{"__items__": [[key, value], ...]}`` for a dict whose
-keys are not all plain strings). Files are read with ``allow_pickle=False``: loading one never runs code, and a
-file holding pickled data (object arrays, or the pickles of state version 3 and before) is refused. Writes are
-atomic (:mod:`activeuf_env._io`), so a failed save leaves the previous file, and no temporary file, behind.
+single-key objects stand for what JSON lacks (``{"__array__": member}``, ``{"__tensor__": member}``,
+``{"__tuple__": [...]}`` and ``{"__items__": [[key, value], ...]}`` for a dict whose keys are not all plain strings,
+such as the optimizer's per-parameter state). Files are read with ``allow_pickle=False``: loading one never runs
+code, and a file holding pickled data (object arrays, or the pickles of state version 3 and before) is refused.
+Writes are atomic (:mod:`activeuf_env._io`), so a failed save leaves the previous file, and no temporary file.
 
 >>> import tempfile, pathlib, torch
 >>> tmp = tempfile.TemporaryDirectory()
@@ -59,7 +59,7 @@ __all__ = [
 
 _FORMAT = "activeuf-env state"
 _JSON_MEMBER = "state_json"
-_TAGS = ("__array__", "__tensor__", "__scalar__", "__tuple__", "__items__")
+_TAGS = ("__array__", "__tensor__", "__tuple__", "__items__")
 _JSON_TYPES = (str, int, float, bool, type(None))
 # Errors np.load, zipfile and the decoder raise on a truncated, corrupt or crafted file.
 _READ_ERRORS = (OSError, EOFError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile, zlib.error)
@@ -203,9 +203,9 @@ def check_fingerprint(expected: dict[str, Any], got: Any, source: str) -> None:
 
 
 def _encode(value: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
-    if isinstance(value, (np.ndarray, np.generic, torch.Tensor)):
-        tag = "__tensor__" if isinstance(value, torch.Tensor) else "__array__" if value.ndim else "__scalar__"
-        array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        tag = "__tensor__" if isinstance(value, torch.Tensor) else "__array__"
+        array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
         if array.dtype.hasobject:
             raise TypeError(f"{where}: a state holds numeric arrays only, got one of dtype {array.dtype}")
         name = f"a{len(arrays)}"
@@ -241,8 +241,7 @@ def _decode(value: Any, arrays: Mapping[str, np.ndarray]) -> Any:
             return {_decode(key, arrays): _decode(item, arrays) for key, item in content}
         if content not in arrays:
             raise ValueError(f"the JSON document names an array {content!r} the file does not hold")
-        array = arrays[content]
-        return torch.from_numpy(array) if tag == "__tensor__" else array[()] if tag == "__scalar__" else array
+        return torch.from_numpy(arrays[content]) if tag == "__tensor__" else arrays[content]
     return {key: _decode(item, arrays) for key, item in value.items()}
 
 
