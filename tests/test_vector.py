@@ -1,4 +1,4 @@
-"""The environment runs under Gymnasium's vector envs, including spawned subprocesses."""
+"""The environment runs under Gymnasium's vector envs, in subprocesses spawned or forked (the default on Linux)."""
 
 from __future__ import annotations
 

@@ -21,9 +21,10 @@ class DatasetPool:
     """A picklable pool factory for the environment: reads a dataset on first call, once per process.
 
     ``ActiveUFEnv(instances=DatasetPool(path))`` stores only this small, hashable description, so the env pickles
-    cheaply and each process (an ``AsyncVectorEnv`` worker, a benchmark job) reads the data itself; calls with equal
-    arguments share one read-only pool per process (``functools.lru_cache``, keyed also by the files' modification
-    times and sizes, so a rewritten file is read again).
+    cheaply and each process (an ``AsyncVectorEnv`` worker, a benchmark job) reads the data itself (texts to encode
+    are encoded once, by the first process, through the locked feature cache); calls with equal arguments share one
+    read-only pool per process (``functools.lru_cache``, keyed also by the files' modification times and sizes, so
+    a rewritten file is read again).
 
     Args:
         path: anything :func:`~activeuf_env.data.readers.load_pool_from_path` reads: a saved pool (``.npz``), an AUF
