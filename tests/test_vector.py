@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -90,7 +91,7 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="fork is the default on Linux only")
+@pytest.mark.skipif(multiprocessing.get_all_start_methods()[0] != "fork", reason="fork is not the default here")
 def test_async_vector_env_forks_after_the_parent_ran_torch(tmp_path: Path) -> None:
     """Issue 11 #4: forked workers once hung in libgomp; they now run torch on one thread, bit for bit like a
     one-thread run in the parent (a subprocess with a timeout, so a regression fails instead of hanging)."""
