@@ -185,6 +185,17 @@ def test_pool_written_in_auf_layout_reads_back(tmp_path: Path, fmt: str) -> None
     assert_pools_equal(pool, again)
 
 
+def test_written_scores_are_the_shortest_decimals_of_their_float32(tmp_path: Path) -> None:
+    """On today's main a float32 3.22 was written as '3.2200000286102295' (the float32 printed as a float64)."""
+    pool = read_auf_dataset(write_jsonl(tmp_path / "d.jsonl", auf_records()), features=ENC, cache=False)
+    scores = np.where(pool.valid, np.float32(3.22), 0).astype(np.float32)
+    pool = ResponsePool(
+        pool.features, scores, scores, pool.model_ids, pool.valid, pool.model_names, pool.prompt_ids, pool.texts
+    )
+    completion = pool_to_auf_records(pool, true_quality_field="true_quality")[0]["completions"][0]
+    assert completion["overall_score"] == "3.22" and completion["true_quality"] == "3.22"
+
+
 def test_pool_without_texts_cannot_be_written(tmp_path: Path) -> None:
     pool = read_auf_dataset(
         write_jsonl(tmp_path / "d.jsonl", auf_records()), features=ENC, with_texts=False, cache=False

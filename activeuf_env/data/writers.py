@@ -44,10 +44,10 @@ def pool_to_auf_records(
             completion = {
                 "model": pool.model_names[int(pool.model_ids[p, k])],
                 "response_text": pool.texts.responses[p][k],
-                "overall_score": repr(float(pool.judge_scores[p, k])),
+                "overall_score": _shortest(pool.judge_scores[p, k]),
             }
             if true_quality_field:
-                completion[true_quality_field] = repr(float(pool.true_quality[p, k]))
+                completion[true_quality_field] = _shortest(pool.true_quality[p, k])
             completions.append(completion)
         rows.append(
             {"prompt_id": prompt_id, "source": source, "prompt": pool.texts.prompts[p], "completions": completions}
@@ -104,3 +104,9 @@ def write_auf_dataset(
         with atomic_path(path, directory=True) as tmp:
             dataset.save_to_disk(str(tmp))
     return path
+
+
+def _shortest(value: np.floating) -> str:
+    """The shortest decimal that reads back to ``value`` in its own dtype: a float32 ``3.22`` is written ``3.22``, not
+    ``3.2200000286102295`` (the float32 printed as a float64)."""
+    return np.format_float_positional(value, unique=True, trim="-")

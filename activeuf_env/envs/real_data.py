@@ -7,11 +7,11 @@ reads once, so the core env never imports the readers.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from pathlib import Path
 from typing import Any
 
+from activeuf_env._validation import check_keywords
 from activeuf_env.core.pool import ResponsePool
 from activeuf_env.data.locate import locate_alpaca_eval
 from activeuf_env.data.pool_factory import DatasetPool
@@ -49,18 +49,10 @@ def _split_keywords(
     env_id: str, own: tuple[str, ...], env_kwargs: dict[str, Any], reader_kwargs: dict[str, Any] | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Env keywords and reader keywords of a real-data entry point; an unknown one is an error naming the closest."""
-    reader = dict(reader_kwargs or {})
-    env = {}
+    check_keywords(env_id, env_kwargs, {*own, *_ENV_KEYWORDS, *_READER_KEYWORDS, "reader_kwargs"})
+    reader, env = dict(reader_kwargs or {}), {}
     for key, value in env_kwargs.items():
-        if key in _ENV_KEYWORDS:
-            env[key] = value
-        elif key in _READER_KEYWORDS:
-            reader[key] = value
-        else:
-            known = sorted({*own, *_ENV_KEYWORDS, *_READER_KEYWORDS, "reader_kwargs"})
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{env_id} got an unknown keyword {key!r}{hint} Known: {', '.join(known)}")
+        (env if key in _ENV_KEYWORDS else reader)[key] = value
     return env, reader
 
 
