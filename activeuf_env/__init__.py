@@ -4,8 +4,12 @@ Importing the package registers the environment ids in the ``ActiveUF`` namespac
 
 >>> import gymnasium as gym
 >>> import activeuf_env
->>> sorted(i for i in gym.registry if i.startswith("ActiveUF/"))
-['ActiveUF/AlpacaEval-v0', 'ActiveUF/Replay-v0', 'ActiveUF/Synthetic-v0', 'ActiveUF/SyntheticPaperScale-v0']
+>>> sorted(i for i in gym.registry if i.startswith("ActiveUF/"))  # doctest: +NORMALIZE_WHITESPACE
+['ActiveUF/AlpacaEval-v0', 'ActiveUF/Replay-v0', 'ActiveUF/Synthetic-v0', 'ActiveUF/SyntheticPaperScale-v0',
+ 'ActiveUF/SyntheticTasks-v0']
+
+``ActiveUF/SyntheticTasks-v0`` plays a split of the meta-training task distribution
+(:class:`activeuf_env.envs.task_env.SyntheticTasksEnv`).
 
 ``ActiveUF/Replay-v0`` needs ``data_path=`` (any real dataset, :func:`activeuf_env.envs.real_data.make_replay_env`);
 ``ActiveUF/AlpacaEval-v0`` reads the shared AlpacaEval multi-model data (``$ACTIVEUF_SHARED_DATA`` or

@@ -101,7 +101,8 @@ def test_bench_agent_kwargs_name_delta_models_pair(tmp_path: Path, capsys: pytes
         (
             ["bench", "--env", "ActiveUF/Nope-v0"],
             "unknown env id 'ActiveUF/Nope-v0'; registered ActiveUF ids: ['ActiveUF/AlpacaEval-v0', "
-            "'ActiveUF/Replay-v0', 'ActiveUF/Synthetic-v0', 'ActiveUF/SyntheticPaperScale-v0']\n",
+            "'ActiveUF/Replay-v0', 'ActiveUF/Synthetic-v0', 'ActiveUF/SyntheticPaperScale-v0', "
+            "'ActiveUF/SyntheticTasks-v0']\n",
         ),
     ],
 )
