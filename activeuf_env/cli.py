@@ -225,6 +225,8 @@ def _bench(args: argparse.Namespace) -> int:
     env_kwargs = parse_env_kwargs(args.env_kwargs)
     if args.eval_every is not None:
         env_kwargs["eval_every"] = args.eval_every
+    if args.split is not None:
+        env_kwargs["split"] = args.split
     agents = [name.strip() for name in args.agents.split(",") if name.strip()] if args.agents else None
     result = run_benchmark(
         args.env,
@@ -241,6 +243,7 @@ def _bench(args: argparse.Namespace) -> int:
         progress=args.progress,
         overwrite=args.overwrite,
         resume=args.resume,
+        paired=args.paired,
         command=args.command_line,
     )
     return _report(result)
@@ -320,6 +323,12 @@ def _add_bench(commands: Any) -> None:
     parser.add_argument("--env-kwargs", default=None, help="JSON env overrides, e.g. '{\"batch_size\": 16}'")
     parser.add_argument(
         "--agent-kwargs", default=None, help='JSON hyperparameters per agent, e.g. \'{"drts": {"beta": 2.0}}\''
+    )
+    parser.add_argument(
+        "--split", default=None, help="task split of a task env (ActiveUF/SyntheticTasks-v0): train, validation, test"
+    )
+    parser.add_argument(
+        "--paired", default=None, help="an agent to compare with every other, episode by episode, in the summary"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
     parser.add_argument(

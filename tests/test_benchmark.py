@@ -234,3 +234,16 @@ def test_the_runner_imports_cheaply_and_without_cycles() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_paired_differences_compare_the_same_episodes(tmp_path: Path) -> None:
+    result = run_benchmark(
+        "ActiveUF/SyntheticTasks-v0", ["drts", "random"], 4, tmp_path, env_kwargs={"split": "test", "tasks": 2},
+        paired="drts", plots=False, progress=False,
+    )  # fmt: skip
+    finals = result.results.groupby(["agent", "seed"]).tail(1).set_index(["agent", "seed"])["score"]
+    expected = float((finals["drts"] - finals["random"]).mean())
+    assert f"| random | 4 | {expected:.4f} [" in result.summary_markdown
+    assert "## Paired differences: drts minus each agent" in result.summary_markdown
+    with pytest.raises(ValueError, match=r"paired must name an agent of the run \(\['drts'\]\), got 'dts'"):
+        run_benchmark(ENV_ID, ["drts"], 1, tmp_path / "x", paired="dts")

@@ -60,7 +60,7 @@ from activeuf_env.runner.artefacts import (
 from activeuf_env.runner.episode import RESULT_COLUMNS, EpisodeTask, merge_env_kwargs
 from activeuf_env.runner.extras import require_bench_extra
 from activeuf_env.runner.store import EpisodeStore, ResultsNotWritten, check_same_settings
-from activeuf_env.runner.summary import format_summary, summarize_results
+from activeuf_env.runner.summary import format_summary, paired_differences, summarize_results
 from activeuf_env.runner.workers import EpisodeFailure, EpisodeOutcome, run_tasks
 from activeuf_env.tracking.recorder import DEFAULT_PROJECT, WANDB_MODES, WandbWarning
 from activeuf_env.tracking.serialize import describe_agent
@@ -118,6 +118,7 @@ class _Plan:
     wandb_root: Path
     wandb_options: dict[str, Any] | None
     torch_threads: int | None
+    paired: str | None
 
     def tasks(self) -> list[EpisodeTask]:
         """One task per (agent, seed), agents first."""
@@ -210,12 +211,15 @@ def _make_plan(
     wandb_project: str,
     wandb_mode: str | None,
     torch_threads: int | None,
+    paired: str | None,
 ) -> _Plan:
     """Check every argument of :func:`run_benchmark` (before anything is written)."""
     if env_id not in gym.registry:
         ours = sorted(name for name in gym.registry if name.startswith("ActiveUF/"))
         raise ValueError(f"unknown env id {env_id!r}; registered ActiveUF ids: {ours}")
     names = _check_agents(agents)
+    if paired is not None and paired not in names:
+        raise ValueError(f"paired must name an agent of the run ({names}), got {paired!r}")
     out = Path(out)
     wandb_root = Path(wandb_dir) if wandb_dir is not None else out
     return _Plan(
@@ -229,6 +233,7 @@ def _make_plan(
         wandb_root=wandb_root,
         wandb_options=_wandb_options(wandb, wandb_root, out, wandb_project, wandb_mode),
         torch_threads=check_int("torch_threads", torch_threads, low=1, optional=True),
+        paired=paired,
     )
 
 
@@ -396,8 +401,17 @@ def _write_summary(plan: _Plan, written: _Written, seconds: float, resumed: int,
         notes.append(f"resumed: {resumed} of {total} episodes were stored by an earlier run, {total - resumed} ran now")
     if written.run_dirs:
         notes.append(f"W&B runs ({len(written.run_dirs)}): `{plan.wandb_root / WANDB_FOLDER}`")
+    paired = None
+    if plan.paired is not None and not written.results.empty:
+        paired = (plan.paired, paired_differences(written.results, plan.paired))
     markdown = format_summary(
-        written.summary, env_id=plan.env_id, seeds=plan.seeds, command=command, failures=written.failures, notes=notes
+        written.summary,
+        env_id=plan.env_id,
+        seeds=plan.seeds,
+        command=command,
+        failures=written.failures,
+        notes=notes,
+        paired=paired,
     )
     written.files["summary"] = write_summary(plan.out, markdown)
     written.files["config"] = plan.out / ARTEFACTS["config"]
@@ -425,6 +439,7 @@ def run_benchmark(
     torch_threads: int | None = 1,
     overwrite: bool = False,
     resume: bool = False,
+    paired: str | None = None,
     command: str | None = None,
 ) -> BenchmarkResult:
     """Run every (agent, seed) episode of ``env_id`` and write the tables, summary, plots and config into ``out``.
@@ -449,6 +464,8 @@ def run_benchmark(
         resume: finish the run stored in ``out``: run only the episodes it lacks (or that failed there), then write
             the tables of the whole grid; the env and agent settings must be those of the stored run (seeds and
             agents may be added).
+        paired: an agent of the run whose final values are compared with every other agent's, episode by episode
+            (:func:`~activeuf_env.runner.summary.paired_differences`), in a table of the summary.
         command: the command line, recorded in the summary and config.
 
     Returns:
@@ -467,7 +484,7 @@ def run_benchmark(
     start = time.perf_counter()
     plan = _make_plan(
         env_id, agents, seeds, out, workers, env_kwargs, agent_kwargs, wandb, wandb_dir, wandb_project, wandb_mode,
-        torch_threads,
+        torch_threads, paired,
     )  # fmt: skip
     plots, progress = check_bool("plots", plots), check_bool("progress", progress)
     config = _config(plan, {"project": wandb_project, "mode": wandb_mode}, command)

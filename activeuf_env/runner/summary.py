@@ -16,7 +16,10 @@ import numpy as np
 from activeuf_env.runner.metrics import NEVER, REFERENCE_AGENT, format_fraction, labels_to_match, mean_ci
 from activeuf_env.runner.workers import EpisodeFailure
 
-__all__ = ["format_summary", "summarize_results"]
+__all__ = ["PAIRED_METRICS", "format_paired", "format_summary", "paired_differences", "summarize_results"]
+
+PAIRED_METRICS: tuple[str, ...] = ("score", "dpo_score", "rm_score")
+"""The final values compared episode by episode in :func:`paired_differences`."""
 
 
 def summarize_results(results: Any, reference_agent: str = REFERENCE_AGENT) -> Any:
@@ -75,6 +78,67 @@ def summarize_results(results: Any, reference_agent: str = REFERENCE_AGENT) -> A
     return pd.DataFrame(rows)
 
 
+def paired_differences(results: Any, agent: str) -> Any:
+    """``agent``'s final values minus every other agent's, episode by episode (same seed), with bootstrap 95% CIs.
+
+    The same seed is the same episode of the env for every agent (on ``ActiveUF/SyntheticTasks-v0`` also the same
+    task), so the difference cancels what the episode's draw adds to both; the CI is
+    :func:`~activeuf_env.runner.metrics.mean_ci` of the per-seed differences (seeds both agents finished).
+
+    Returns:
+        A ``pandas.DataFrame`` with one row per other agent: ``agent``, ``pairs`` and, per metric of
+        :data:`PAIRED_METRICS`, the mean difference with ``_low`` and ``_high``, and ``{metric}_wins`` (share of the
+        pairs where ``agent`` is higher).
+
+    Example:
+        >>> import pandas as pd
+        >>> rows = [{"agent": a, "seed": s, "round": 1, "score": v + s, "dpo_score": v, "rm_score": v}
+        ...         for a, v in (("learned", 0.3), ("drts", 0.2)) for s in range(4)]
+        >>> paired_differences(pd.DataFrame(rows), "learned")[["agent", "pairs", "score"]].round(3).values.tolist()
+        [['drts', 4, 0.1]]
+    """
+    import pandas as pd
+
+    finals = results.sort_values(["agent", "seed", "round"], kind="stable").groupby(["agent", "seed"]).tail(1)
+    mine = finals[finals["agent"] == agent].set_index("seed")
+    rows = []
+    for other in dict.fromkeys(results["agent"]):
+        if other == agent:
+            continue
+        theirs = finals[finals["agent"] == other].set_index("seed")
+        seeds = mine.index.intersection(theirs.index)
+        row: dict[str, Any] = {"agent": other, "pairs": len(seeds)}
+        for metric in PAIRED_METRICS:
+            diff = (mine.loc[seeds, metric] - theirs.loc[seeds, metric]).to_numpy(dtype=np.float64)
+            mean, low, high = mean_ci(diff) if len(diff) else (math.nan, math.nan, math.nan)
+            row.update({metric: mean, f"{metric}_low": low, f"{metric}_high": high})
+            row[f"{metric}_wins"] = float((diff > 0).mean()) if len(diff) else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_paired(paired: Any, agent: str) -> list[str]:
+    """The Markdown lines of a :func:`paired_differences` table."""
+    lines = [
+        f"## Paired differences: {agent} minus each agent",
+        "",
+        "Final values of the same episodes (same seed; on a task env, the same task), mean difference with a bootstrap",
+        f"95% CI; wins: share of the episodes where {agent} is higher.",
+        "",
+        "| agent | pairs | Δ score | Δ dpo_score | Δ rm_score | wins (score) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for _, row in paired.sort_values("score", kind="stable").iterrows():
+        cells = [
+            str(row["agent"]),
+            str(int(row["pairs"])),
+            *(_format_ci(row[m], row[f"{m}_low"], row[f"{m}_high"], 4) for m in PAIRED_METRICS),
+            f"{row['score_wins']:.0%}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def _format_ci(mean: float, low: float, high: float, digits: int = 3) -> str:
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
@@ -88,6 +152,7 @@ def format_summary(
     reference_agent: str = REFERENCE_AGENT,
     failures: Sequence[EpisodeFailure] = (),
     notes: Sequence[str] = (),
+    paired: tuple[str, Any] | None = None,
 ) -> str:
     """The Markdown of ``summary.md``: a header (env, seeds, command), the per-agent table, failures and notes.
 
@@ -99,6 +164,7 @@ def format_summary(
         reference_agent: the labels-to-match reference (named in the explanation).
         failures: episodes that raised.
         notes: extra lines (e.g. W&B or plotting failures, where the artefacts are).
+        paired: ``(agent, paired_differences(results, agent))`` to add its paired table.
 
     Returns:
         Markdown text.
@@ -136,6 +202,8 @@ def format_summary(
             match,
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    if paired is not None and len(paired[1]):
+        lines += ["", *format_paired(paired[1], paired[0])]
     if failures:
         lines += ["", f"## Failed episodes ({len(failures)})", ""]
         for failure in failures:
