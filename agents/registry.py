@@ -43,6 +43,7 @@ _REGISTRY: dict[str, str | AgentFactory] = {
     "infomax": "agents.information:InfoMax",
     "infogain": "agents.information:InfoGain",
     "ids": "agents.information:InformationDirectedSampling",
+    "learned": "agents.learned.agent:LearnedSelector",
     # Static heuristics (baselines/).
     "random": "baselines.random_pair:RandomPair",
     "ultrafeedback": "baselines.ultrafeedback:UltraFeedback",

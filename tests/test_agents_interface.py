@@ -34,8 +34,7 @@ def make_obs(n_prompts: int = 4, n_slots: int = 5, seed: int = 0) -> dict[str, n
 
 
 def test_registry_covers_agents_and_baselines():
-    assert set(agents.registered_names()) == set(AGENT_NAMES + BASELINE_NAMES)
-    assert "learned" not in agents.registered_names()  # a later issue; no stub
+    assert set(agents.registered_names()) == {*AGENT_NAMES, *BASELINE_NAMES, "learned"}
 
 
 @pytest.mark.parametrize("name", AGENT_NAMES + BASELINE_NAMES)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import agents
 
 NAMES = agents.registered_names()
-SKIPPING = {"delta_model"}  # skips prompts lacking one of its two models
+SKIPPING = {"delta_model", "learned"}  # delta_model skips prompts lacking one of its models; learned may skip any
 
 # Value regimes: (strategy of one value, strategy of one non-negative spread).
 _F32 = {"width": 32, "allow_nan": False, "allow_infinity": False}
@@ -151,6 +151,8 @@ def test_exactly_two_valid_responses_are_paired(name):
     agent.reset(seed=0)
     pairs = agent.select(obs)
     for row in range(n_slots - 1):
+        if name in SKIPPING and pairs[row, 0] == pairs[row, 1]:
+            continue
         assert sorted(pairs[row].tolist()) == [row, row + 1]
 
 

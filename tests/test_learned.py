@@ -64,15 +64,15 @@ def test_permuting_responses_or_prompts_permutes_the_choices(checkpoint: Path) -
 
 
 def test_the_sampled_policy_is_equivariant_in_distribution(checkpoint: Path) -> None:
-    from agents.learned import response_features
+    from agents.learned import observation_features
 
     policy, _ = load_checkpoint(checkpoint)
     obs = observation(8, 10)
     perm = np.random.default_rng(4).permutation(10)
     shuffled = {key: value[:, perm] if value.ndim == 2 else value for key, value in obs.items()}
     with torch.no_grad():
-        logits = policy(*response_features(obs, 2))
-        again = policy(*response_features(shuffled, 2))
+        logits = policy(*observation_features(obs, 2)[1:])
+        again = policy(*observation_features(shuffled, 2)[1:])
     pair, pair_again = logits[:, :100].reshape(8, 10, 10), again[:, :100].reshape(8, 10, 10)
     torch.testing.assert_close(pair[:, perm][:, :, perm], pair_again)
     torch.testing.assert_close(logits[:, 100], again[:, 100])
@@ -213,3 +213,27 @@ def test_the_training_script_explains_every_option(capsys: pytest.CaptureFixture
         assert "--" + field.name.replace("_", "-") in text and field.metadata["help"] in text
     assert "deltaquantile" in text  # the defaults are shown
     assert parse_args(["--iterations", "3", "--no-progress"]).iterations == 3
+
+
+def test_the_agent_pickles_with_its_sampling_state(checkpoint: Path) -> None:
+    import pickle
+
+    agent = LearnedSelector(path=str(checkpoint))
+    agent.reset(seed=4)
+    agent.select(observation(8, 6))
+    clone = pickle.loads(pickle.dumps(agent))
+    obs = observation(8, 6, seed=1)
+    np.testing.assert_array_equal(agent.select(obs), clone.select(obs))
+
+
+def test_forbidding_the_skip_leaves_only_pairs(checkpoint: Path, tmp_path: Path) -> None:
+    policy, _ = load_checkpoint(checkpoint)
+    with torch.no_grad():
+        policy.skip[-1].bias.fill_(50.0)  # a policy that always skips
+    skipper = save_checkpoint(tmp_path / "skip.safetensors", policy, training={}, metrics={})
+    obs = observation(8, 6)
+    always, never = LearnedSelector(path=str(skipper)), LearnedSelector(path=str(skipper), allow_skip=False)
+    always.reset(seed=0), never.reset(seed=0)
+    assert (always.select(obs) == 0).all()
+    pairs = never.select(obs)
+    assert (pairs[:-1, 0] != pairs[:-1, 1]).all() and pairs[-1].tolist() == [0, 0]

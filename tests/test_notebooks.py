@@ -16,7 +16,11 @@ TIMEOUT_S = 240  # per cell; each notebook takes well under a minute on a quiet 
 
 
 def test_the_notebooks_are_there() -> None:
-    assert [path.name for path in NOTEBOOKS] == ["01_quickstart.ipynb", "02_regret_curves_wandb.ipynb"]
+    assert [path.name for path in NOTEBOOKS] == [
+        "01_quickstart.ipynb",
+        "02_regret_curves_wandb.ipynb",
+        "03_meta_learned_selector.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)

@@ -7,7 +7,14 @@
 
 from agents.learned.agent import LearnedSelector, choices_to_pairs
 from agents.learned.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint, save_checkpoint
-from agents.learned.policy import FEATURES, PolicyConfig, SelectorPolicy, response_features, sample_pairs
+from agents.learned.policy import (
+    FEATURES,
+    PolicyConfig,
+    SelectorPolicy,
+    observation_features,
+    response_features,
+    sample_pairs,
+)
 
 __all__ = [
     "FEATURES",
@@ -17,6 +24,7 @@ __all__ = [
     "SelectorPolicy",
     "choices_to_pairs",
     "load_checkpoint",
+    "observation_features",
     "response_features",
     "sample_pairs",
     "save_checkpoint",

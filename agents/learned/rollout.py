@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from agents.learned.agent import choices_to_pairs
-from agents.learned.policy import PolicyConfig, SelectorPolicy, response_features, sample_pairs
+from agents.learned.policy import PolicyConfig, SelectorPolicy, observation_features, sample_pairs
 
-__all__ = ["Rollout", "play_policy", "play_teacher", "run_jobs", "task_env"]
+__all__ = ["Rollout", "env_kwargs_for", "play_policy", "play_teacher", "run_jobs", "task_env"]
 
 _ENVS: dict[tuple[str, tuple[Any, ...]], Any] = {}
 
@@ -37,6 +37,7 @@ class Rollout:
         choices: per round ``[B]`` int64 choice indices (``K * K`` is the skip).
         scores: ``score`` at the reset and after every round (``len(choices) + 1`` entries).
         final: the final ``rm_score``, ``dpo_score`` and ``score``.
+        targets: per round ``[B]`` the labeller's choice indices (empty without a labeller).
     """
 
     task: int
@@ -46,13 +47,33 @@ class Rollout:
     choices: list[torch.Tensor]
     scores: list[float]
     final: dict[str, float]
+    targets: list[torch.Tensor] = dataclasses.field(default_factory=list)
+
+
+def env_kwargs_for(*names: str) -> dict[str, Any]:
+    """The env settings every rollout of a run uses: the union of what the agents ``names`` need."""
+    import agents
+    from activeuf_env.runner.episode import merge_env_kwargs
+
+    kwargs: dict[str, Any] = {}
+    for name in names:
+        kwargs = merge_env_kwargs(agents.make(name), kwargs)
+    return kwargs
+
+
+def _choice_indices(pairs: np.ndarray, n_slots: int) -> torch.Tensor:
+    """An ``[B, 2]`` action as the policy's choice indices (``i == j``: the skip, ``K * K``)."""
+    choice = torch.as_tensor(pairs[:, 0] * n_slots + pairs[:, 1])
+    choice[torch.as_tensor(pairs[:, 0] == pairs[:, 1])] = n_slots * n_slots
+    return choice
 
 
 def task_env(split: str, env_kwargs: dict[str, Any] | None = None) -> Any:
-    """The process's ``SyntheticTasks-v0`` env of a split (built once per process: it caches its task envs)."""
+    """The process's ``SyntheticTasks-v0`` env of a split and settings (built once per process: it caches its task
+    envs)."""
     from activeuf_env.envs.task_env import SyntheticTasksEnv
 
-    key = (split, tuple(sorted((env_kwargs or {}).items())))
+    key = (split, tuple(sorted((env_kwargs or {}).items(), key=str)))
     if key not in _ENVS:
         _ENVS[key] = SyntheticTasksEnv(split=split, **(env_kwargs or {}))
     return _ENVS[key]
@@ -63,24 +84,39 @@ def _final(info: dict[str, Any]) -> dict[str, float]:
 
 
 def play_policy(
-    state: dict[str, torch.Tensor], config: PolicyConfig, split: str, task: int, seed: int, greedy: bool = False
+    state: dict[str, torch.Tensor],
+    config: PolicyConfig,
+    split: str,
+    task: int,
+    seed: int,
+    env_kwargs: dict[str, Any] | None = None,
+    label: str | None = None,
+    greedy: bool = False,
 ) -> Rollout:
-    """One episode of the policy with weights ``state`` on (task, seed); sampling seeded by (task, seed)."""
+    """One episode of the policy with weights ``state`` on (task, seed), sampling seeded by (task, seed); with
+    ``label``, the choices that agent would make in each of the policy's states are recorded as ``targets``."""
+    import agents
+
     policy = SelectorPolicy(config)
     policy.load_state_dict(state)
     policy.eval()
-    env = task_env(split)
+    env = task_env(split, env_kwargs)
+    labeller = None if label is None else agents.make(label)
     generator = torch.Generator().manual_seed(int(np.random.SeedSequence([task, seed, 17]).generate_state(1)[0]))
     obs, info = env.reset(seed=seed, options={"task": task})
+    if labeller is not None:
+        labeller.reset(seed=seed, info=info)
     rollout = Rollout(task, seed, [], [], [], [float(info["score"])], {})
     done = False
     while not done:
-        features, valid = response_features(obs, len(rollout.choices))
+        _, features, valid = observation_features(obs, len(rollout.choices))
         with torch.no_grad():
             choices = sample_pairs(policy(features, valid), generator, greedy)
         rollout.features.append(features)
         rollout.valid.append(valid)
         rollout.choices.append(choices)
+        if labeller is not None:
+            rollout.targets.append(_choice_indices(labeller.select(obs), valid.shape[1]))
         obs, _, terminated, truncated, info = env.step(choices_to_pairs(choices, valid.shape[1]))
         rollout.scores.append(float(info["score"]))
         done = terminated or truncated
@@ -88,29 +124,19 @@ def play_policy(
     return rollout
 
 
-def play_teacher(name: str, split: str, task: int, seed: int, record: bool = False) -> Rollout:
-    """One episode of the agent ``name`` on (task, seed); with ``record``, its inputs and choices too."""
+def play_teacher(name: str, split: str, task: int, seed: int, env_kwargs: dict[str, Any] | None = None) -> Rollout:
+    """One episode of the agent ``name`` on (task, seed) (its scores; no inputs recorded)."""
     import agents
 
     agent = agents.make(name)
-    env = task_env(split)
+    env = task_env(split, env_kwargs)
     obs, info = env.reset(seed=seed, options={"task": task})
     agent.reset(seed=seed, info=info)
     rollout = Rollout(task, seed, [], [], [], [float(info["score"])], {})
-    done, rounds = False, 0
+    done = False
     while not done:
-        pairs = agent.select(obs)
-        if record:
-            features, valid = response_features(obs, rounds)
-            k = valid.shape[1]
-            choice = torch.as_tensor(pairs[:, 0] * k + pairs[:, 1])
-            choice[torch.as_tensor(pairs[:, 0] == pairs[:, 1])] = k * k
-            rollout.features.append(features)
-            rollout.valid.append(valid)
-            rollout.choices.append(choice)
-        obs, _, terminated, truncated, info = env.step(pairs)
+        obs, _, terminated, truncated, info = env.step(agent.select(obs))
         rollout.scores.append(float(info["score"]))
-        rounds += 1
         done = terminated or truncated
     rollout.final = _final(info)
     return rollout

@@ -4,8 +4,10 @@ to bottom).
     python -m agents.learned.train --out runs/selector            # the shipped checkpoint's command, see README
     python -m agents.learned.train --out runs/selector --resume   # continue an interrupted run exactly
 
-1. **Imitation** (``--imitation-iterations``): the teacher (``--teacher``, default ``deltaquantile``) plays train
-   tasks; the policy learns its choices by cross-entropy, so RL starts from a hand-designed rule of the family.
+1. **Imitation** (``--imitation-iterations``, DAgger-style): the policy plays train tasks and learns, by
+   cross-entropy, the choices ``--imitate`` (default ``deltaquantile``) would make in the states it visits, so RL
+   starts from a hand-designed rule of the family. A privileged labeller works too (``maxmin`` reads the judge's
+   scores, which the policy never sees: the policy then learns its best guess of the judge's extremes).
 2. **Policy gradient** (REINFORCE with a paired baseline): every iteration samples ``--episodes`` (task, seed) pairs
    from the train split; the policy plays each (sampling its choices) and the teacher plays the same task and seed.
    The advantage of round ``t`` is the policy's score gain from ``t`` to the end minus the teacher's from the same
@@ -36,9 +38,9 @@ import torch
 from activeuf_env._io import atomic_path
 from agents.learned.checkpoint import save_checkpoint
 from agents.learned.policy import PolicyConfig, SelectorPolicy
-from agents.learned.rollout import Rollout, play_policy, play_teacher, run_jobs
+from agents.learned.rollout import Rollout, env_kwargs_for, play_policy, play_teacher, run_jobs
 
-__all__ = ["Args", "main", "parse_args", "train"]
+__all__ = ["Args", "main", "paired_advantages", "parse_args", "plot_progress", "train"]
 
 
 @dataclasses.dataclass
@@ -47,15 +49,17 @@ class Args:
 
     out: str = dataclasses.field(default="runs/selector", metadata={"help": "output folder"})
     seed: int = dataclasses.field(default=0, metadata={"help": "seed of everything the run draws"})
-    iterations: int = dataclasses.field(default=120, metadata={"help": "policy-gradient iterations"})
-    episodes: int = dataclasses.field(default=8, metadata={"help": "policy episodes per iteration"})
+    iterations: int = dataclasses.field(default=10, metadata={"help": "policy-gradient iterations"})
+    episodes: int = dataclasses.field(default=24, metadata={"help": "policy episodes per iteration"})
     imitation_iterations: int = dataclasses.field(default=20, metadata={"help": "imitation iterations first"})
     imitation_episodes: int = dataclasses.field(default=8, metadata={"help": "teacher episodes per imitation round"})
     imitation_steps: int = dataclasses.field(default=20, metadata={"help": "Adam steps on each imitation batch"})
     train_tasks: int = dataclasses.field(default=2000, metadata={"help": "tasks of the train split to sample from"})
-    teacher: str = dataclasses.field(default="deltaquantile", metadata={"help": "imitation teacher, paired baseline"})
+    teacher: str = dataclasses.field(default="deltaquantile", metadata={"help": "the paired baseline agent"})
+    imitate: str = dataclasses.field(default="deltaquantile", metadata={"help": "the agent imitated in the warm start"})
     lr: float = dataclasses.field(default=1e-3, metadata={"help": "Adam learning rate"})
     entropy: float = dataclasses.field(default=0.003, metadata={"help": "entropy bonus coefficient"})
+    gamma: float = dataclasses.field(default=1.0, metadata={"help": "discount of later rounds' paired gains"})
     hidden: int = dataclasses.field(default=32, metadata={"help": "width of the policy's layers"})
     pair_rank: int = dataclasses.field(default=8, metadata={"help": "rank of the pair interaction term"})
     validation_tasks: int = dataclasses.field(default=20, metadata={"help": "validation tasks"})
@@ -88,18 +92,22 @@ def parse_args(argv: list[str] | None = None) -> Args:
 # ---------------------------------------------------------------------- losses
 
 
-def _stack(rollouts: list[Rollout]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Every round of ``rollouts`` stacked: features ``[R, B, K, F]``, valid ``[R, B, K]``, choices ``[R, B]``."""
+def _stack(rollouts: list[Rollout], targets: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every round of ``rollouts`` stacked: features ``[R, B, K, F]``, valid ``[R, B, K]``, and the choices (or the
+    labeller's ``targets``) ``[R, B]``."""
     return (
         torch.stack([f for r in rollouts for f in r.features]),
         torch.stack([v for r in rollouts for v in r.valid]),
-        torch.stack([c for r in rollouts for c in r.choices]),
+        torch.stack([c for r in rollouts for c in (r.targets if targets else r.choices)]),
     )
 
 
-def _log_probs(policy: SelectorPolicy, rollouts: list[Rollout]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per round and prompt: the log-probability of the taken choice, the entropy, and whether the prompt is active."""
-    features, valid, choices = _stack(rollouts)
+def _log_probs(
+    policy: SelectorPolicy, rollouts: list[Rollout], targets: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per round and prompt: the log-probability of the taken choice (or of the labeller's, with ``targets``), the
+    entropy, and whether the prompt is active."""
+    features, valid, choices = _stack(rollouts, targets)
     log_p = torch.log_softmax(policy(features, valid), dim=-1)
     taken = log_p.gather(-1, choices[..., None])[..., 0]
     # Masked choices have log p = -inf and p = 0; zero their log p first (a where() after the product would pass
@@ -109,14 +117,22 @@ def _log_probs(policy: SelectorPolicy, rollouts: list[Rollout]) -> tuple[torch.T
     return taken, entropy, valid.any(dim=-1)
 
 
-def paired_advantages(rollouts: list[Rollout], teachers: list[Rollout]) -> torch.Tensor:
-    """Per round of every rollout: its score gain to the end minus the teacher's from the same round (``[R]``)."""
+def paired_advantages(rollouts: list[Rollout], teachers: list[Rollout], gamma: float = 1.0) -> torch.Tensor:
+    """Per round of every rollout: its discounted score gains from that round on, minus the teacher's from the same
+    round (``[R]``); ``gamma = 1`` compares the gains to the end of the episode.
+
+    The teacher's episode is independent of the policy's choices, so it is a valid baseline for every round, and it
+    removes what the task and the seed add to both."""
     values = []
     for rollout, teacher in zip(rollouts, teachers, strict=True):
-        final, teacher_final = rollout.scores[-1], teacher.scores[-1]
-        for t in range(len(rollout.choices)):
-            teacher_before = teacher.scores[min(t, len(teacher.scores) - 1)]
-            values.append((final - rollout.scores[t]) - (teacher_final - teacher_before))
+        n = max(len(rollout.scores), len(teacher.scores))
+        mine = np.diff(np.pad(rollout.scores, (0, n - len(rollout.scores)), mode="edge"))
+        theirs = np.diff(np.pad(teacher.scores, (0, n - len(teacher.scores)), mode="edge"))
+        gains, total = np.zeros(n - 1), 0.0
+        for t in range(n - 2, -1, -1):  # discounted sums from the end, over at most about 20 rounds
+            total = (mine[t] - theirs[t]) + gamma * total
+            gains[t] = total
+        values.extend(gains[: len(rollout.choices)])
     return torch.tensor(values, dtype=torch.float32)
 
 
@@ -162,8 +178,9 @@ def train(args: Args) -> dict[str, Any]:
         state = saved["state"]
     recorder = _tracker(args)
     runner = run_jobs(args.workers)
+    env_kwargs = env_kwargs_for(args.teacher, args.imitate)
     teacher_validation = runner(
-        [(play_teacher, (args.teacher, "validation", task, seed)) for task, seed in _validation_keys(args)]
+        [(play_teacher, (args.teacher, "validation", task, seed, env_kwargs)) for task, seed in _validation_keys(args)]
     )
     total = args.imitation_iterations + args.iterations
     start = time.perf_counter() - state["seconds"]
@@ -196,7 +213,33 @@ def train(args: Args) -> dict[str, Any]:
             recorder.finish()
     summary = {"best": state["best"], "iterations": total, "seconds": state["seconds"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    plot_progress(state["rows"], out / "progress.png")
     return summary
+
+
+def plot_progress(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """Training progress: the paired difference with the teacher per iteration (training episodes) and at every
+    validation; ``None`` (no plot) without matplotlib (the ``bench`` extra)."""
+    try:
+        from activeuf_env.runner.plots import new_figure, save_figure
+
+        figure = new_figure(7.0, 4.0)
+    except ImportError:
+        return None
+    axes = figure.subplots()
+    train = [(row["iteration"], row["paired_diff"]) for row in rows if "paired_diff" in row]
+    validation = [(row["iteration"], row["val_paired_diff"]) for row in rows if "val_paired_diff" in row]
+    if train:
+        axes.plot(*zip(*train, strict=True), color="0.6", lw=1, label="train episodes (this iteration)")
+    if validation:
+        axes.plot(*zip(*validation, strict=True), "o-", color="C0", label="validation tasks")
+    imitation = sum(1 for row in rows if row["phase"] == "imitation")
+    axes.axvspan(-0.5, imitation - 0.5, color="C1", alpha=0.1, label="imitation")
+    axes.axhline(0.0, color="k", lw=0.8)
+    axes.set_xlabel("iteration")
+    axes.set_ylabel("final score: policy − teacher")
+    axes.legend(fontsize=8)
+    return save_figure(figure, path)
 
 
 def _iterate(
@@ -204,22 +247,25 @@ def _iterate(
 ) -> dict[str, Any]:
     """One imitation or policy-gradient update; returns its progress row."""
     weights = {name: tensor.detach().clone() for name, tensor in policy.state_dict().items()}
+    env_kwargs = env_kwargs_for(args.teacher, args.imitate)
     if iteration < args.imitation_iterations:
         keys = _draw(args, iteration, args.imitation_episodes)
-        teachers = runner([(play_teacher, (args.teacher, "train", t, s, True)) for t, s in keys])
+        rollouts = runner(
+            [(play_policy, (weights, policy.config, "train", t, s, env_kwargs, args.imitate)) for t, s in keys]
+        )
         for _ in range(args.imitation_steps - 1):  # the last step is taken below, with the others' bookkeeping
-            taken, _, active = _log_probs(policy, teachers)
+            taken, _, active = _log_probs(policy, rollouts, targets=True)
             _step(optimizer, policy, -(taken * active).sum() / active.sum())
-        taken, entropy, active = _log_probs(policy, teachers)
+        taken, entropy, active = _log_probs(policy, rollouts, targets=True)
         loss = -(taken * active).sum() / active.sum()
-        row = {"iteration": iteration, "phase": "imitation", "loss": loss.item(), "teacher_score": _mean(teachers)}
+        row = {"iteration": iteration, "phase": "imitation", "loss": loss.item(), "policy_score": _mean(rollouts)}
     else:
         keys = _draw(args, iteration, args.episodes)
-        jobs = [(play_policy, (weights, policy.config, "train", t, s)) for t, s in keys]
-        jobs += [(play_teacher, (args.teacher, "train", t, s)) for t, s in keys]
+        jobs = [(play_policy, (weights, policy.config, "train", t, s, env_kwargs)) for t, s in keys]
+        jobs += [(play_teacher, (args.teacher, "train", t, s, env_kwargs)) for t, s in keys]
         results = runner(jobs)
         rollouts, teachers = results[: len(keys)], results[len(keys) :]
-        advantage = paired_advantages(rollouts, teachers)
+        advantage = paired_advantages(rollouts, teachers, args.gamma)
         # A running scale, not per-batch standardisation: the paired baseline already centres the advantage.
         square = float(advantage.pow(2).mean())
         state["adv_scale"] = square if not state["adv_scale"] else 0.9 * state["adv_scale"] + 0.1 * square
@@ -272,7 +318,9 @@ def _validate(
 ) -> dict[str, float]:
     """Paired difference of final score against the teacher on the validation tasks; keeps the best checkpoint."""
     weights = {name: tensor.detach().clone() for name, tensor in policy.state_dict().items()}
-    rollouts = runner([(play_policy, (weights, policy.config, "validation", t, s)) for t, s in _validation_keys(args)])
+    env_kwargs = env_kwargs_for(args.teacher, args.imitate)
+    jobs = [(play_policy, (weights, policy.config, "validation", t, s, env_kwargs)) for t, s in _validation_keys(args)]
+    rollouts = runner(jobs)
     diffs = np.array([r.final["score"] - t.final["score"] for r, t in zip(rollouts, teachers, strict=True)])
     result = {"val_score": _mean(rollouts), "val_teacher_score": _mean(teachers)}
     result["val_paired_diff"] = float(diffs.mean())
