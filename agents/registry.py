@@ -152,7 +152,7 @@ def make(name: str, **kwargs: Any) -> Agent:
         Traceback (most recent call last):
         ...
         ValueError: no agent named 'dtss'; did you mean 'dts'? Registered: dts, drts, deltaucb, deltaquantile, \
-maxminlcb, rucb, infomax, infogain, ids, random, ultrafeedback, maxmin, delta_model (your own agent: \
+maxminlcb, rucb, infomax, infogain, ids, learned, random, ultrafeedback, maxmin, delta_model (your own agent: \
 'my_module:MyAgent', or the 'activeuf_env.agents' entry-point group; register() in __main__ is not seen by the \
 benchmark's worker processes)
     """
