@@ -85,6 +85,7 @@ class SyntheticTasksEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.render_mode = render_mode
         self._envs: collections.OrderedDict[int, ActiveUFEnv] = collections.OrderedDict()
         self._env: ActiveUFEnv | None = None
+        self._task = -1
         self._valid = np.zeros((0, MAX_RESPONSES), dtype=bool)
         first = self._task_env(seeds[0])
         # Model ids go up to the largest model count of any task, not only the first task's.
@@ -134,7 +135,7 @@ class SyntheticTasksEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         else:
             task = self.task_seeds[int(self.np_random.integers(n))]
             episode_seed = int(self.np_random.integers(2**31))
-        self._env = self._task_env(task)  # type: ignore[arg-type]
+        self._env, self._task = self._task_env(task), task  # type: ignore[arg-type]
         obs, info = self._env.reset(seed=episode_seed, options=options or None)
         self._valid = obs["valid"].astype(bool)
         return obs, {**info, "task": task}
@@ -143,7 +144,7 @@ class SyntheticTasksEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         """One annotation round of the current task (``ActiveUFEnv.step``); ``info`` also holds ``task``."""
         obs, reward, terminated, truncated, info = self.current.step(self._skip_padding(action))
         self._valid = obs["valid"].astype(bool)
-        return obs, float(reward), terminated, truncated, {**info, "task": self._task_of_current()}
+        return obs, float(reward), terminated, truncated, {**info, "task": self._task}
 
     def _skip_padding(self, action: Any) -> Any:
         """The action with every pair that picks a padded slot turned into a skip (slot 0 is always real)."""
@@ -159,9 +160,6 @@ class SyntheticTasksEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         pairs = pairs.copy()
         pairs[padded] = 0
         return pairs.reshape(array.shape)
-
-    def _task_of_current(self) -> int:
-        return next(seed for seed, env in self._envs.items() if env is self._env)
 
     def render(self) -> str | None:
         """The current task's ``render()``."""

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from activeuf_env._io import atomic_path
+from activeuf_env.envs.tasks import split_tasks
 from agents.learned.checkpoint import save_checkpoint
 from agents.learned.policy import PolicyConfig, SelectorPolicy
 from agents.learned.rollout import Rollout, env_kwargs_for, play_policy, play_teacher, run_jobs
@@ -103,11 +104,11 @@ def _stack(rollouts: list[Rollout], targets: bool = False) -> tuple[torch.Tensor
 
 
 def _log_probs(
-    policy: SelectorPolicy, rollouts: list[Rollout], targets: bool = False
+    policy: SelectorPolicy, stacked: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per round and prompt: the log-probability of the taken choice (or of the labeller's, with ``targets``), the
-    entropy, and whether the prompt is active."""
-    features, valid, choices = _stack(rollouts, targets)
+    """Per round and prompt of :func:`_stack`'s tensors: the log-probability of the given choice, the entropy, and
+    whether the prompt is active."""
+    features, valid, choices = stacked
     log_p = torch.log_softmax(policy(features, valid), dim=-1)
     taken = log_p.gather(-1, choices[..., None])[..., 0]
     # Masked choices have log p = -inf and p = 0; zero their log p first (a where() after the product would pass
@@ -142,13 +143,14 @@ def paired_advantages(rollouts: list[Rollout], teachers: list[Rollout], gamma: f
 def _draw(args: Args, iteration: int, count: int) -> list[tuple[int, int]]:
     """(task, seed) pairs of an iteration, from the train split; a function of (seed, iteration) only."""
     rng = np.random.default_rng([args.seed, iteration])
-    tasks = 1000 + rng.integers(args.train_tasks, size=count)  # TASK_SPLITS["train"] starts at 1000
+    train = split_tasks("train", args.train_tasks)
+    tasks = np.asarray(train)[rng.integers(len(train), size=count)]
     seeds = rng.integers(2**31, size=count)
     return [(int(t), int(s)) for t, s in zip(tasks, seeds, strict=True)]
 
 
 def _validation_keys(args: Args) -> list[tuple[int, int]]:
-    tasks = range(100, 100 + args.validation_tasks)  # TASK_SPLITS["validation"] starts at 100
+    tasks = split_tasks("validation", args.validation_tasks)
     return [(task, seed) for task in tasks for seed in range(args.validation_seeds)]
 
 
@@ -253,10 +255,11 @@ def _iterate(
         rollouts = runner(
             [(play_policy, (weights, policy.config, "train", t, s, env_kwargs, args.imitate)) for t, s in keys]
         )
+        stacked = _stack(rollouts, targets=True)
         for _ in range(args.imitation_steps - 1):  # the last step is taken below, with the others' bookkeeping
-            taken, _, active = _log_probs(policy, rollouts, targets=True)
+            taken, _, active = _log_probs(policy, stacked)
             _step(optimizer, policy, -(taken * active).sum() / active.sum())
-        taken, entropy, active = _log_probs(policy, rollouts, targets=True)
+        taken, entropy, active = _log_probs(policy, stacked)
         loss = -(taken * active).sum() / active.sum()
         row = {"iteration": iteration, "phase": "imitation", "loss": loss.item(), "policy_score": _mean(rollouts)}
     else:
@@ -270,7 +273,8 @@ def _iterate(
         square = float(advantage.pow(2).mean())
         state["adv_scale"] = square if not state["adv_scale"] else 0.9 * state["adv_scale"] + 0.1 * square
         scale = max(state["adv_scale"], 1e-8) ** 0.5
-        taken, entropy, active = _log_probs(policy, rollouts)
+        stacked = _stack(rollouts)
+        taken, entropy, active = _log_probs(policy, stacked)
         weight = active.float()
         objective = ((advantage / scale)[:, None] * taken * weight).sum() + args.entropy * (entropy * weight).sum()
         loss = -objective / weight.sum()
@@ -281,7 +285,7 @@ def _iterate(
             "policy_score": _mean(rollouts),
             "teacher_score": _mean(teachers),
             "paired_diff": _mean(rollouts) - _mean(teachers),
-            "skip_rate": _skip_rate(rollouts),
+            "skip_rate": _skip_rate(stacked),
         }
     row["entropy"] = ((entropy * active).sum() / active.sum()).item()
     _step(optimizer, policy, loss)
@@ -295,9 +299,9 @@ def _step(optimizer: Any, policy: SelectorPolicy, loss: torch.Tensor) -> None:
     optimizer.step()
 
 
-def _skip_rate(rollouts: list[Rollout]) -> float:
-    """Share of the active prompts the policy skipped."""
-    _, valid, choices = _stack(rollouts)
+def _skip_rate(stacked: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> float:
+    """Share of the active prompts the policy skipped (from :func:`_stack`'s tensors)."""
+    _, valid, choices = stacked
     active = valid.any(dim=-1)
     skip = valid.shape[-1] ** 2
     return float(((choices == skip) & active).sum() / active.sum())
@@ -330,11 +334,15 @@ def _validate(
             "command": shlex.join([sys.executable.rsplit("/", 1)[-1], "-m", "agents.learned.train", *sys.argv[1:]]),
             "args": dataclasses.asdict(args),
             "iteration": iteration,
-            "train_tasks": f"SyntheticTasks-v0 train split, task seeds 1000..{999 + args.train_tasks}",
-            "validation_tasks": f"validation split, task seeds 100..{99 + args.validation_tasks}",
+            "train_tasks": _describe_seeds("SyntheticTasks-v0 train split", split_tasks("train", args.train_tasks)),
+            "validation_tasks": _describe_seeds("validation split", split_tasks("validation", args.validation_tasks)),
         }
         save_checkpoint(out / "best.safetensors", policy, training=training, metrics=state["best"])
     return result
+
+
+def _describe_seeds(split: str, seeds: list[int]) -> str:
+    return f"{split}, task seeds {seeds[0]}..{seeds[-1]}"
 
 
 def _write_progress(out: Path, rows: list[dict[str, Any]]) -> None:
