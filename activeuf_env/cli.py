@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import signal
@@ -219,34 +220,67 @@ def _report(result: Any, out: TextIO | None = None) -> int:
     return 1 if result.failures else 0
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from activeuf_env.runner.benchmark import run_benchmark
-
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments ``bench`` and ``sweep`` pass on alike."""
     env_kwargs = parse_env_kwargs(args.env_kwargs)
     if args.eval_every is not None:
         env_kwargs["eval_every"] = args.eval_every
-    if args.split is not None:
+    if getattr(args, "split", None) is not None:
         env_kwargs["split"] = args.split
-    agents = [name.strip() for name in args.agents.split(",") if name.strip()] if args.agents else None
-    result = run_benchmark(
-        args.env,
-        agents,
-        parse_seeds(args.seeds),
-        out=args.out,
-        workers=args.workers,
-        env_kwargs=env_kwargs,
-        agent_kwargs=parse_agent_kwargs(args.agent_kwargs),
-        wandb=args.wandb,
-        wandb_dir=args.wandb_dir,
-        wandb_project=args.wandb_project,
-        wandb_mode=args.wandb_mode,
-        progress=args.progress,
-        overwrite=args.overwrite,
-        resume=args.resume,
-        paired=args.paired,
-        command=args.command_line,
-    )
+    return {
+        "agents": [name.strip() for name in args.agents.split(",") if name.strip()] if args.agents else None,
+        "out": args.out,
+        "workers": args.workers,
+        "env_kwargs": env_kwargs,
+        "agent_kwargs": parse_agent_kwargs(args.agent_kwargs),
+        "wandb": args.wandb,
+        "wandb_dir": args.wandb_dir,
+        "wandb_project": args.wandb_project,
+        "wandb_mode": args.wandb_mode,
+        "progress": args.progress,
+        "overwrite": args.overwrite,
+        "resume": args.resume,
+        "backend": _backend(args),
+        "command": args.command_line,
+    }
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from activeuf_env.runner.benchmark import run_benchmark
+
+    result = run_benchmark(args.env, seeds=parse_seeds(args.seeds), paired=args.paired, **_run_options(args))
     return _report(result)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from activeuf_env.runner.grid import PAPER_GRID
+    from activeuf_env.runner.sweep import run_sweep
+
+    result = run_sweep(
+        args.env,
+        PAPER_GRID if args.grid == "paper" else args.grid,
+        selection_seeds=parse_seeds(args.seeds),
+        report_seeds=parse_seeds(args.report_seeds) if args.report_seeds else None,
+        **_run_options(args),
+    )
+    print(result.summary_markdown)
+    print(f"summary: {result.out / 'summary.md'}")
+    print(f"table:   {result.out / 'sweep_results.csv'}")
+    print(f"runs:    {result.out / 'selection'}, {result.out / 'report'} (one benchmark folder per configuration)")
+    print(f"done in {result.seconds:.1f} s")
+    return 0
+
+
+def _backend(args: argparse.Namespace) -> Any:
+    """``--backend``: "process", or a RayBackend (a local instance gets --workers × --cpus-per-task CPUs)."""
+    if args.backend == "process":
+        if args.ray_address:
+            raise ValueError(f"--ray-address {args.ray_address} needs --backend ray")
+        return "process"
+    from activeuf_env.runner.ray_backend import RayBackend
+
+    local_cpus = None if args.ray_address else max(1, math.ceil(args.workers * args.cpus_per_task))
+    return RayBackend(args.ray_address, args.cpus_per_task, args.task_retries, local_cpus=local_cpus)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -302,33 +336,40 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from exc
 
 
-def _add_common(parser: argparse.ArgumentParser, out: str, seeds: str, workers: int) -> None:
-    parser.add_argument("--seeds", default=seeds, help="a count N (seeds 0..N-1) or a comma-separated list of seeds")
+def _add_common(parser: argparse.ArgumentParser, out: str, seeds: str, workers: int, seeds_are: str = "seeds") -> None:
+    parser.add_argument("--seeds", default=seeds, help=f"{seeds_are}: a count N (0..N-1) or a comma-separated list")
     parser.add_argument("--workers", type=_positive_int, default=workers, help="worker processes")
     parser.add_argument("--out", default=out, help="output directory")
     parser.add_argument("--wandb", action=argparse.BooleanOptionalAction, default=True, help="one W&B run per episode")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar")
 
 
-def _add_bench(commands: Any) -> None:
-    parser = _subparser(commands, "bench", help="benchmark agents × seeds on an env: tables, summary, plots, W&B")
+def _add_grid_options(parser: argparse.ArgumentParser, out: str, seeds: str, seeds_are: str = "seeds") -> None:
+    """The options ``bench`` and ``sweep`` share: env, agents, seeds, workers or Ray, output folder, W&B."""
     parser.add_argument("--env", default=DEMO_ENV, help="environment id")
     parser.add_argument(
         "--agents",
         default=None,
         help="comma-separated agent names or 'module:Class' paths of your own agents; None: every registered agent",
     )
-    _add_common(parser, out="runs/bench", seeds="5", workers=2)
+    _add_common(parser, out=out, seeds=seeds, workers=2, seeds_are=seeds_are)
     parser.add_argument("--eval-every", type=_positive_int, default=None, help="downstream evaluation every N rounds")
     parser.add_argument("--env-kwargs", default=None, help="JSON env overrides, e.g. '{\"batch_size\": 16}'")
     parser.add_argument(
         "--agent-kwargs", default=None, help='JSON hyperparameters per agent, e.g. \'{"drts": {"beta": 2.0}}\''
     )
     parser.add_argument(
-        "--split", default=None, help="task split of a task env (ActiveUF/SyntheticTasks-v0): train, validation, test"
+        "--backend",
+        choices=("process", "ray"),
+        default="process",
+        help="where episodes run: worker processes, or Ray tasks (pip install 'activeuf-env[ray]')",
     )
     parser.add_argument(
-        "--paired", default=None, help="an agent to compare with every other, episode by episode, in the summary"
+        "--ray-address", default=None, help="a Ray cluster's address (default: start a local Ray with --workers CPUs)"
+    )
+    parser.add_argument("--cpus-per-task", type=float, default=1.0, help="CPUs Ray reserves per episode")
+    parser.add_argument(
+        "--task-retries", type=int, default=3, help="Ray: how often an episode whose worker died is run again"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
     parser.add_argument(
@@ -341,7 +382,34 @@ def _add_bench(commands: Any) -> None:
     parser.add_argument(
         "--wandb-mode", choices=[m for m in WANDB_MODES if m], default=None, help="default: offline without a key"
     )
+
+
+def _add_bench(commands: Any) -> None:
+    parser = _subparser(commands, "bench", help="benchmark agents × seeds on an env: tables, summary, plots, W&B")
+    _add_grid_options(parser, out="runs/bench", seeds="5")
+    parser.add_argument(
+        "--split", default=None, help="task split of a task env (ActiveUF/SyntheticTasks-v0): train, validation, test"
+    )
+    parser.add_argument(
+        "--paired", default=None, help="an agent to compare with every other, episode by episode, in the summary"
+    )
     parser.set_defaults(handler=_bench)
+
+
+def _add_sweep(commands: Any) -> None:
+    parser = _subparser(
+        commands, "sweep", help="tune every agent over a grid on selection seeds, report the best on fresh seeds"
+    )
+    _add_grid_options(parser, out="runs/sweep", seeds="3", seeds_are="selection seeds")
+    parser.add_argument(
+        "--grid",
+        default="paper",
+        help="a JSON or YAML grid file (sections agent, agents, reward_model, env), or 'paper' for AUF's 12-point grid",
+    )
+    parser.add_argument(
+        "--report-seeds", default=None, help="fresh seeds for the report (default: as many, after the selection seeds)"
+    )
+    parser.set_defaults(handler=_sweep)
 
 
 def _add_demo(commands: Any) -> None:
@@ -363,6 +431,7 @@ def describe_env_ids() -> list[str]:
 
     from activeuf_env import SyntheticPoolConfig
     from activeuf_env.envs.real_data import ALPACA_EVAL_BATCH_SIZE, ALPACA_EVAL_EVAL_SIZE, ALPACA_EVAL_PROMPTS
+    from activeuf_env.envs.tasks import MAX_RESPONSES, TASK_SPLITS
 
     lines = []
     for env_id in sorted(name for name in gymnasium.registry if name.startswith("ActiveUF/")):
@@ -382,6 +451,9 @@ def describe_env_ids() -> list[str]:
                 f"{env_id}: K, D from the data (the shared AlpacaEval set: {train} train prompts, "
                 f"{rounds} rounds of {ALPACA_EVAL_BATCH_SIZE})"
             )
+        elif env_id == "ActiveUF/SyntheticTasks-v0":
+            splits = ", ".join(f"{name} {r.start}-{r.stop - 1}" for name, r in TASK_SPLITS.items())
+            lines.append(f"{env_id}: K, D, judge and budget drawn per task, K padded to {MAX_RESPONSES} ({splits})")
         else:
             lines.append(f"{env_id}: K, D and rounds from data_path= (any dataset)")
     return lines
@@ -411,6 +483,7 @@ def _add_list(commands: Any) -> None:
 COMMANDS: dict[str, Callable[[Any], None]] = {
     "demo": _add_demo,
     "bench": _add_bench,
+    "sweep": _add_sweep,
     "episode": _add_episode,
     "features": _add_features,
     "list": _add_list,
@@ -448,6 +521,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("bench", "demo"):
             hint = f"; the finished episodes are kept in {os.path.join(args.out, EPISODES_FOLDER)}"
             hint += ": rerun the same command with --resume to finish the run" if args.command == "bench" else ""
+        elif args.command == "sweep":
+            hint = f"; the finished episodes are kept in {args.out}: rerun the same command with --resume to finish it"
         parser.exit(130, f"activeuf {args.command}: interrupted{hint}\n")
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -4,14 +4,18 @@ only fixtures."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from activeuf_env import SyntheticPoolConfig
 from activeuf_env.data.writers import write_auf_dataset
 from activeuf_env.runner.episode import play_episode
+from baselines.random_pair import RandomPair
 
 SMALL_POOL = SyntheticPoolConfig(n_prompts=200, feature_dim=16)
 TINY_ENV_KWARGS: dict[str, Any] = {
@@ -109,3 +113,18 @@ def make_test_agent(name: str) -> Any:
     import agents
 
     return agents.make(name, **AGENT_TEST_KWARGS.get(name, {}))
+
+
+@dataclasses.dataclass
+class DiesOnceAgent(RandomPair):
+    """Random pairs, but the first process to select while ``flag`` is absent creates it and kills itself (SIGKILL),
+    as a worker killed for memory would die; every later episode (and a rerun of that one) plays normally."""
+
+    name: ClassVar[str] = "dies-once"
+    flag: str = ""
+
+    def _select_pairs(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:
+        if self.flag and not os.path.exists(self.flag):
+            Path(self.flag).write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super()._select_pairs(batch)

@@ -4,7 +4,13 @@ One job per module:
 
 - :mod:`~activeuf_env.runner.episode`: the episode loop (:func:`play_episode`), the env kwargs rule
   (:func:`merge_env_kwargs`) and one benchmark episode's rows (:func:`run_episode`);
-- :mod:`~activeuf_env.runner.workers`: many episodes, in this process or in ``spawn`` worker processes;
+- :mod:`~activeuf_env.runner.outcome`: one episode's outcome (:func:`run_task`, every backend's entry point);
+- :mod:`~activeuf_env.runner.workers`: many episodes, in this process, in ``spawn`` worker processes or on Ray;
+- :mod:`~activeuf_env.runner.ray_backend`: the episodes as Ray tasks, on a local Ray instance or a cluster;
+- :mod:`~activeuf_env.runner.plan`: the checked settings of a benchmark, its ``config.json`` and output folder;
+- :mod:`~activeuf_env.runner.store`: one JSON file per finished episode, and the resume check;
+- :mod:`~activeuf_env.runner.grid` and :mod:`~activeuf_env.runner.sweep`: a grid of configurations, and the
+  tuning protocol over it (:func:`run_sweep`), with its summary (:mod:`~activeuf_env.runner.sweep_report`);
 - :mod:`~activeuf_env.runner.benchmark`: :func:`run_benchmark`, the grid of agents × seeds into its artefacts;
 - :mod:`~activeuf_env.runner.artefacts`: the files of an output directory, written atomically;
 - :mod:`~activeuf_env.runner.summary`: the per-agent summary and ``summary.md``;
@@ -40,9 +46,9 @@ from activeuf_env.runner.metrics import (
     labels_to_match,
     mean_ci,
 )
+from activeuf_env.runner.outcome import EpisodeFailure
 from activeuf_env.runner.plots import curve_stats, plot_cumulative_regret, plot_final_scores, plot_score_curves
 from activeuf_env.runner.summary import format_summary, summarize_results
-from activeuf_env.runner.workers import EpisodeFailure
 
 __all__ = [
     "ARTEFACTS",

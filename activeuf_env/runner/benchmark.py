@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import time
 import warnings
@@ -40,35 +39,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-import numpy as np
-
-from activeuf_env._validation import check_bool, check_choice, check_int, check_type
-from activeuf_env.runner.artefacts import (
-    ARTEFACTS,
-    EPISODES_FOLDER,
-    WANDB_FAILURE_FLAG,
-    WANDB_FOLDER,
-    clear_outputs,
-    env_settings,
-    versions,
-    write_json,
-    write_plots,
-    write_summary,
-    write_tables,
-)
-from activeuf_env.runner.episode import RESULT_COLUMNS, EpisodeTask, merge_env_kwargs
+from activeuf_env._validation import check_bool
+from activeuf_env.runner.artefacts import ARTEFACTS, WANDB_FOLDER, write_json, write_plots, write_summary, write_tables
+from activeuf_env.runner.episode import RESULT_COLUMNS
 from activeuf_env.runner.extras import require_bench_extra
-from activeuf_env.runner.store import EpisodeStore, ResultsNotWritten, check_same_settings
+from activeuf_env.runner.outcome import EpisodeFailure, EpisodeOutcome
+from activeuf_env.runner.plan import BENCH_TAG, Plan, make_plan, prepare_out, run_config
+from activeuf_env.runner.ray_backend import RayBackend
+from activeuf_env.runner.store import EpisodeStore, ResultsNotWritten
 from activeuf_env.runner.summary import format_summary, paired_differences, summarize_results
-from activeuf_env.runner.workers import EpisodeFailure, EpisodeOutcome, run_tasks
-from activeuf_env.tracking.recorder import DEFAULT_PROJECT, WANDB_MODES, WandbWarning
-from activeuf_env.tracking.serialize import describe_agent
+from activeuf_env.runner.workers import run_tasks
+from activeuf_env.tracking.recorder import DEFAULT_PROJECT, WandbWarning
 
 __all__ = ["BenchmarkResult", "ResultsNotWritten", "run_benchmark"]
-
-BENCH_TAG = "activeuf-bench"
-"""The W&B tag of every benchmark run (each benchmark is also one W&B group, see ``config.json``'s ``wandb.group``)."""
 
 
 @dataclasses.dataclass
@@ -101,208 +84,6 @@ class BenchmarkResult:
     resumed: int = 0
 
 
-# ---------------------------------------------------------------------- arguments
-
-
-@dataclasses.dataclass(frozen=True)
-class _Plan:
-    """The checked settings of a run."""
-
-    env_id: str
-    agents: list[str]
-    seeds: list[int]
-    workers: int
-    env_kwargs: dict[str, Any]
-    agent_kwargs: dict[str, dict[str, Any]]
-    out: Path
-    wandb_root: Path
-    wandb_options: dict[str, Any] | None
-    torch_threads: int | None
-    paired: str | None
-
-    def tasks(self) -> list[EpisodeTask]:
-        """One task per (agent, seed), agents first."""
-        return [
-            EpisodeTask(
-                env_id=self.env_id,
-                agent_name=name,
-                seed=seed,
-                env_kwargs=self.env_kwargs,
-                agent_kwargs=self.agent_kwargs.get(name),
-                wandb_options=self.wandb_options,
-                torch_threads=self.torch_threads,
-            )
-            for name in self.agents
-            for seed in self.seeds
-        ]
-
-    def keys(self) -> list[tuple[str, int]]:
-        """The (agent, seed) of every episode, in the order of :meth:`tasks`."""
-        return [(name, seed) for name in self.agents for seed in self.seeds]
-
-
-def _check_seeds(seeds: int | Iterable[int]) -> list[int]:
-    if isinstance(seeds, (bool, int, np.integer)):
-        return list(range(check_int("seeds", seeds, low=1)))  # type: ignore[arg-type]
-    check_type("seeds", seeds, Iterable, "a count or a list of seeds")
-    values = [check_int(f"seeds[{index}]", seed, low=0) for index, seed in enumerate(seeds)]
-    if not values:
-        raise ValueError("seeds must be a count or a non-empty list of seeds, got []")
-    if len(set(values)) != len(values):
-        raise ValueError(f"seeds must be distinct, got {values!r}")
-    return values  # type: ignore[return-value]
-
-
-def _check_agents(names: Iterable[str] | None) -> list[str]:
-    import agents
-
-    known = agents.registered_names()
-    selected = list(known) if names is None else list(names)
-    if not selected:
-        raise ValueError("agents must name at least one agent, got an empty list")
-    unknown = [name for name in selected if not agents.is_known(name)]
-    if unknown:
-        raise ValueError(
-            f"unknown agent(s) {unknown}; registered: {', '.join(known)}; your own agent: 'my_module:MyAgent'"
-        )
-    if len(set(selected)) != len(selected):
-        raise ValueError(f"agents must be distinct, got {selected}")
-    return selected
-
-
-def _check_env_kwargs(env_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
-    if env_kwargs is not None:
-        check_type("env_kwargs", env_kwargs, Mapping, "a mapping or None")
-    checked = dict(env_kwargs or {})
-    if "eval_every" in checked and checked["eval_every"] is None:
-        raise ValueError("the benchmark needs downstream scores: eval_every must be a positive integer, got None")
-    return checked
-
-
-def _check_agent_kwargs(agent_kwargs: Mapping[str, Mapping[str, Any]] | None, names: list[str]) -> dict[str, Any]:
-    if agent_kwargs is not None:
-        check_type("agent_kwargs", agent_kwargs, Mapping, "a mapping of agent names to mappings, or None")
-    checked = {name: dict(kwargs) for name, kwargs in (agent_kwargs or {}).items()}
-    stray = sorted(set(checked) - set(names))
-    if stray:
-        raise ValueError(f"agent_kwargs names agents that are not run: {stray} (running {names})")
-    return checked
-
-
-def _wandb_options(wandb: bool, root: Path, out: Path, project: str, mode: str | None) -> dict[str, Any] | None:
-    check_choice("wandb_mode", mode, WANDB_MODES)
-    if not check_bool("wandb", wandb):
-        return None
-    # One failed wandb.init (e.g. no network) turns W&B off for every later episode, in every worker.
-    flag = str(out / WANDB_FAILURE_FLAG)
-    return {"dir": str(root), "project": project, "mode": mode, "warn": False, "failure_flag": flag}
-
-
-def _make_plan(
-    env_id: str,
-    agents: Iterable[str] | None,
-    seeds: int | Iterable[int],
-    out: str | os.PathLike[str],
-    workers: int,
-    env_kwargs: Mapping[str, Any] | None,
-    agent_kwargs: Mapping[str, Mapping[str, Any]] | None,
-    wandb: bool,
-    wandb_dir: str | os.PathLike[str] | None,
-    wandb_project: str,
-    wandb_mode: str | None,
-    torch_threads: int | None,
-    paired: str | None,
-) -> _Plan:
-    """Check every argument of :func:`run_benchmark` (before anything is written)."""
-    if env_id not in gym.registry:
-        ours = sorted(name for name in gym.registry if name.startswith("ActiveUF/"))
-        raise ValueError(f"unknown env id {env_id!r}; registered ActiveUF ids: {ours}")
-    names = _check_agents(agents)
-    if paired is not None and paired not in names:
-        raise ValueError(f"paired must name an agent of the run ({names}), got {paired!r}")
-    out = Path(out)
-    wandb_root = Path(wandb_dir) if wandb_dir is not None else out
-    return _Plan(
-        env_id=env_id,
-        agents=names,
-        seeds=_check_seeds(seeds),
-        workers=check_int("workers", workers, low=1),  # type: ignore[arg-type]
-        env_kwargs=_check_env_kwargs(env_kwargs),
-        agent_kwargs=_check_agent_kwargs(agent_kwargs, names),
-        out=out,
-        wandb_root=wandb_root,
-        wandb_options=_wandb_options(wandb, wandb_root, out, wandb_project, wandb_mode),
-        torch_threads=check_int("torch_threads", torch_threads, low=1, optional=True),
-        paired=paired,
-    )
-
-
-def _holds_a_run(out: Path) -> bool:
-    return any((out / name).exists() for name in (ARTEFACTS["results_csv"], ARTEFACTS["config"], EPISODES_FOLDER))
-
-
-def _prepare_out(plan: _Plan, config: dict[str, Any], overwrite: bool, resume: bool) -> dict[str, Any]:
-    """Make ``out`` ready for the run and return the config to record (a resume keeps the stored W&B group).
-
-    Raises:
-        ValueError: ``out`` holds a run and neither ``overwrite`` nor ``resume`` is set, both are set, or the stored
-            run's settings differ from this one's (with ``resume``).
-        ResultsNotWritten: ``out`` cannot be written.
-    """
-    out = plan.out
-    if check_bool("overwrite", overwrite) and check_bool("resume", resume):
-        raise ValueError("overwrite=True replaces the run in out and resume=True finishes it: choose one")
-    stored_config = None
-    if _holds_a_run(out) and not overwrite:
-        if not resume:
-            raise ValueError(
-                f"{str(out)!r} already holds benchmark results; choose another out, pass resume=True (--resume) to run "
-                "only its missing episodes, or overwrite=True (--overwrite) to replace it"
-            )
-        config_path = out / ARTEFACTS["config"]
-        if config_path.is_file():
-            try:
-                stored_config = json.loads(config_path.read_text(encoding="utf-8"))
-            except ValueError as exc:
-                raise ValueError(f"cannot resume: {str(config_path)!r} is not JSON ({exc})") from None
-            check_same_settings(stored_config, config, config_path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        clear_outputs(out, keep_episodes=resume)
-    except OSError as exc:
-        raise ResultsNotWritten(f"cannot write into the output directory {str(out)!r}: {exc}") from exc
-    group = (stored_config or {}).get("wandb", {}).get("group")
-    group = group or f"{out.resolve().name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return {**config, "wandb": {**config["wandb"], "group": group, "tags": [BENCH_TAG]}}
-
-
-def _agent_settings(plan: _Plan) -> dict[str, Any]:
-    """Every agent's settings for the config; builds each agent once, so a kwargs contradiction fails now."""
-    import agents as agent_registry
-
-    settings = {}
-    for name in plan.agents:
-        agent = agent_registry.make(name, **plan.agent_kwargs.get(name, {}))
-        merge_env_kwargs(agent, plan.env_kwargs)  # a contradiction fails here, not in every episode
-        settings[name] = {**describe_agent(agent), "env_kwargs": agent.env_kwargs()}
-    return settings
-
-
-def _config(plan: _Plan, wandb: Mapping[str, Any], command: str | None) -> dict[str, Any]:
-    return {
-        "env_id": plan.env_id,
-        "env": env_settings(plan.env_id, plan.env_kwargs),
-        "agents": _agent_settings(plan),
-        "seeds": plan.seeds,
-        "workers": plan.workers,
-        "torch_threads": plan.torch_threads,
-        "wandb": {"enabled": plan.wandb_options is not None, "dir": str(plan.wandb_root / WANDB_FOLDER), **wandb},
-        "command": command,
-        "versions": versions(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-
-
 # ---------------------------------------------------------------------- results
 
 
@@ -319,7 +100,7 @@ def _results_frame(outcomes: Iterable[EpisodeOutcome], agent_order: Sequence[str
     return frame
 
 
-def _run_episodes(plan: _Plan, store: EpisodeStore, progress: bool) -> int:
+def _run_episodes(plan: Plan, store: EpisodeStore, progress: bool) -> int:
     """Run the grid's episodes that are not stored yet, storing each as it ends; returns how many were stored before.
 
     Raises:
@@ -339,7 +120,7 @@ def _run_episodes(plan: _Plan, store: EpisodeStore, progress: bool) -> int:
                 "folder (free space, permissions) and rerun with resume=True (--resume) to run only the others"
             ) from exc
 
-    run_tasks(tasks, plan.workers, progress=progress, on_outcome=keep)
+    run_tasks(tasks, plan.workers, progress=progress, on_outcome=keep, ray=plan.ray)
     return len(stored)
 
 
@@ -376,7 +157,7 @@ class _Written:
     run_dirs: list[Path]
 
 
-def _write_results(plan: _Plan, outcomes: list[EpisodeOutcome], plots: bool) -> _Written:
+def _write_results(plan: Plan, outcomes: list[EpisodeOutcome], plots: bool) -> _Written:
     """The tidy table (written first), then the plots; every problem is collected, none raised."""
     results = _results_frame(outcomes, plan.agents)
     files, problems = write_tables(results, plan.out)
@@ -393,9 +174,10 @@ def _write_results(plan: _Plan, outcomes: list[EpisodeOutcome], plots: bool) -> 
     return _Written(results, summarize_results(results), files, problems, failures, run_dirs)
 
 
-def _write_summary(plan: _Plan, written: _Written, seconds: float, resumed: int, command: str | None) -> str:
+def _write_summary(plan: Plan, written: _Written, seconds: float, resumed: int, command: str | None) -> str:
     """Write ``summary.md`` (and name ``config.json`` among the files); return the Markdown."""
-    notes = [*written.problems, f"wall time {seconds:.1f} s with {plan.workers} worker(s)"]
+    where = "on Ray" if plan.ray is not None else f"with {plan.workers} worker(s)"
+    notes = [*written.problems, f"wall time {seconds:.1f} s {where}"]
     if resumed:
         total = len(plan.keys())
         notes.append(f"resumed: {resumed} of {total} episodes were stored by an earlier run, {total - resumed} ran now")
@@ -440,6 +222,8 @@ def run_benchmark(
     overwrite: bool = False,
     resume: bool = False,
     paired: str | None = None,
+    backend: str | RayBackend = "process",
+    wandb_group: str | None = None,
     command: str | None = None,
 ) -> BenchmarkResult:
     """Run every (agent, seed) episode of ``env_id`` and write the tables, summary, plots and config into ``out``.
@@ -449,7 +233,8 @@ def run_benchmark(
         agents: agent names (default: every registered agent and baseline).
         seeds: a count ``n`` (seeds ``0 .. n-1``) or the list of seeds.
         out: the output directory (created if needed).
-        workers: worker processes (``spawn`` context); 1 runs the episodes in this process.
+        workers: worker processes (``spawn`` context); 1 runs the episodes in this process. With the Ray backend:
+            ignored (a :class:`~activeuf_env.runner.ray_backend.RayBackend` sets the local instance's CPUs).
         env_kwargs: overrides of the env's registered kwargs, for every agent.
         agent_kwargs: hyperparameters per agent name, e.g. ``{"drts": {"beta": 2.0}}``.
         wandb: log one W&B run per episode (a failure warns and the benchmark goes on).
@@ -466,6 +251,12 @@ def run_benchmark(
             agents may be added).
         paired: an agent of the run whose final values are compared with every other agent's, episode by episode
             (:func:`~activeuf_env.runner.summary.paired_differences`), in a table of the summary.
+        backend: ``"process"`` (this process or ``workers`` processes), ``"ray"`` (Ray tasks on a local Ray instance,
+            or the one this process is connected to), or a
+            :class:`~activeuf_env.runner.ray_backend.RayBackend` (a cluster address, CPUs per task, retries). Same
+            seeds, same rows, whatever the backend; a resume may use another backend.
+        wandb_group: the W&B group of the run's episodes (default: the stored run's, or the output folder's name and
+            the start time).
         command: the command line, recorded in the summary and config.
 
     Returns:
@@ -478,17 +269,18 @@ def run_benchmark(
             ``resume=True`` finishes the run.
         KeyboardInterrupt: the run was interrupted; the finished episodes are kept (``config.json`` says
             ``"interrupted"``).
-        ImportError: when the ``bench`` extra is missing (the message says how to install it).
+        ImportError: when the ``bench`` extra is missing, or the ``ray`` extra with the Ray backend (the message says
+            how to install it).
     """
     require_bench_extra()
     start = time.perf_counter()
-    plan = _make_plan(
+    plan = make_plan(
         env_id, agents, seeds, out, workers, env_kwargs, agent_kwargs, wandb, wandb_dir, wandb_project, wandb_mode,
-        torch_threads, paired,
+        torch_threads, paired, backend, wandb_group,
     )  # fmt: skip
     plots, progress = check_bool("plots", plots), check_bool("progress", progress)
-    config = _config(plan, {"project": wandb_project, "mode": wandb_mode}, command)
-    config = _prepare_out(plan, config, overwrite, resume)
+    config = run_config(plan, {"project": wandb_project, "mode": wandb_mode}, command)
+    config = prepare_out(plan, config, overwrite, resume)
     if plan.wandb_options is not None:
         plan = dataclasses.replace(
             plan, wandb_options={**plan.wandb_options, "group": config["wandb"]["group"], "tags": [BENCH_TAG]}

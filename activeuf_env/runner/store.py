@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from activeuf_env.runner.artefacts import EPISODES_FOLDER, write_json
-from activeuf_env.runner.workers import EpisodeOutcome
+from activeuf_env.runner.outcome import EpisodeOutcome
 from activeuf_env.tracking.serialize import to_jsonable
 
 __all__ = [

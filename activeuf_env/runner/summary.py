@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from activeuf_env.runner.metrics import NEVER, REFERENCE_AGENT, format_fraction, labels_to_match, mean_ci
-from activeuf_env.runner.workers import EpisodeFailure
+from activeuf_env.runner.outcome import EpisodeFailure
 
 __all__ = ["PAIRED_METRICS", "format_paired", "format_summary", "paired_differences", "summarize_results"]
 

@@ -1,8 +1,9 @@
-"""Running many episodes: in this process or in a pool of ``spawn`` worker processes, with a progress bar.
+"""Running many episodes: in this process, in ``spawn`` worker processes or as Ray tasks, with a progress bar.
 
-Every episode runs through :func:`run_task`, which turns any exception into a recorded failure, so one failed
-episode (or a worker process that dies, e.g. killed for memory) never stops the others. Each outcome goes to the
-caller's callback as it arrives (the benchmark stores it at once), so an interrupted run keeps its finished episodes.
+Every episode runs through :func:`~activeuf_env.runner.outcome.run_task`, which turns any exception into a recorded
+failure, so one failed episode (or a worker process that dies, e.g. killed for memory) never stops the others. Each
+outcome goes to the caller's callback as it arrives (the benchmark stores it at once), so an interrupted run keeps its
+finished episodes. The Ray backend (:mod:`~activeuf_env.runner.ray_backend`) runs the same entry point as Ray tasks.
 
 **Workers end with their parent.** Each worker watches its parent process and exits as soon as the parent is gone,
 however it ended (``kill -9`` included), instead of running its queued episodes for nobody; when the run stops early
@@ -11,70 +12,24 @@ however it ended (``kill -9`` included), instead of running its queued episodes 
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 import os
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import TYPE_CHECKING
 
 from activeuf_env._validation import check_int
-from activeuf_env.runner.episode import EpisodeTask, play_task
+from activeuf_env.runner.episode import EpisodeTask
+from activeuf_env.runner.outcome import EpisodeOutcome, run_task
 
-__all__ = ["EpisodeFailure", "EpisodeOutcome", "run_task", "run_tasks"]
+if TYPE_CHECKING:
+    from activeuf_env.runner.ray_backend import RayBackend
 
-
-@dataclasses.dataclass(frozen=True)
-class EpisodeFailure:
-    """An episode that raised: which one, and the error (its last traceback lines)."""
-
-    agent: str
-    seed: int
-    error: str
-
-
-@dataclasses.dataclass
-class EpisodeOutcome:
-    """What became of one episode: its rows (empty if it failed), its error, W&B's error and runs, its wall time."""
-
-    agent: str
-    seed: int
-    rows: list[dict[str, Any]]
-    error: str | None = None
-    wandb_error: str | None = None
-    wandb_run_dirs: list[str] = dataclasses.field(default_factory=list)
-    seconds: float = 0.0
-
-    def failure(self) -> EpisodeFailure | None:
-        """The episode's :class:`EpisodeFailure`, or ``None`` if it succeeded."""
-        return None if self.error is None else EpisodeFailure(self.agent, self.seed, self.error)
-
-
-def _describe(exc: BaseException) -> str:
-    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
-    return "".join(lines[-3:]).strip() if len(lines) > 1 else f"{type(exc).__name__}: {exc}"
-
-
-def run_task(task: EpisodeTask) -> EpisodeOutcome:
-    """Worker entry point: one episode, with every exception turned into a recorded failure."""
-    start = time.perf_counter()
-    try:
-        run = play_task(task)
-    except Exception as exc:  # one failed episode must not stop the benchmark
-        return EpisodeOutcome(task.agent_name, task.seed, [], error=_describe(exc), seconds=time.perf_counter() - start)
-    return EpisodeOutcome(
-        task.agent_name,
-        task.seed,
-        run.rows,
-        wandb_error=run.wandb_error,
-        wandb_run_dirs=list(run.wandb_run_dirs),
-        seconds=time.perf_counter() - start,
-    )
+__all__ = ["PARENT_POLL_S", "run_tasks"]
 
 
 PARENT_POLL_S = 0.5
@@ -127,15 +82,18 @@ def run_tasks(
     *,
     progress: bool,
     on_outcome: Callable[[EpisodeOutcome], None],
+    ray: RayBackend | None = None,
 ) -> None:
     """Run the episodes and hand each outcome to ``on_outcome`` as it arrives (in order of completion).
 
     Args:
         tasks: the episodes.
-        workers: 1 runs them one after the other in this process; more runs them in that many ``spawn`` processes.
+        workers: 1 runs them one after the other in this process; more runs them in that many ``spawn`` processes
+            (ignored with ``ray``).
         progress: show a progress bar on stderr (needs tqdm, of the ``bench`` extra).
         on_outcome: called in this process with every outcome; an exception there stops the run (the running
-            workers are terminated) and goes on to the caller.
+            workers are terminated, or the Ray tasks cancelled) and goes on to the caller.
+        ray: run the episodes as Ray tasks instead (:mod:`~activeuf_env.runner.ray_backend`).
     """
     from tqdm import tqdm
 
@@ -148,7 +106,11 @@ def run_tasks(
             bar.set_postfix_str(f"{outcome.agent} seed {outcome.seed}: {status}", refresh=False)
             bar.update(1)
 
-        if workers == 1:
+        if ray is not None:
+            from activeuf_env.runner.ray_backend import run_on_ray
+
+            run_on_ray(tasks, ray, finish)
+        elif workers == 1:
             for task in tasks:
                 finish(run_task(task))
         else:
