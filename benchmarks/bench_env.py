@@ -5,25 +5,42 @@ Run: ``.venv/bin/python benchmarks/bench_env.py --env ActiveUF/SyntheticPaperSca
 the time spent making the env (drawing the pool), resetting, in the agent's ``select``, in ensemble training, in
 ensemble prediction, and in the rest of ``step`` (validation, labelling, storing, observation), the env overhead as a
 fraction of the step time, and the peak resident memory of the process.
+
+``--compare`` plays the same episode twice in lockstep, round by round, once with the frozen pre-rewrite ensemble
+(``benchmarks/legacy_ensemble.py``) and once with the package's: both see the same machine load at the same time,
+which on a shared machine is the only fair comparison. It prints both phase tables side by side, the speed-up, and
+whether every round's ``info`` (scores, ensemble loss, counters) is identical. Peak memory is then that of both.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import resource
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from legacy_ensemble import LegacyEnsembleRewardModel
 
 import activeuf_env  # noqa: F401
 import agents
 from activeuf_env.core.reward_model import EnsembleRewardModel
+from activeuf_env.envs import active_uf
 from activeuf_env.runner.episode import make_env, play_episode
+
+IMPLEMENTATIONS = {"legacy": LegacyEnsembleRewardModel, "current": EnsembleRewardModel}
+PHASES = (
+    "make + first reset (draws the pool)",
+    "agent select",
+    "env.step (all)",
+    "ensemble training",
+    "ensemble prediction",
+)
 
 
 @dataclass
@@ -32,6 +49,7 @@ class Args:
     agent: str = "drts"
     seed: int = 0
     max_rounds: int | None = None
+    compare: bool = False
 
 
 def timed(totals: dict[str, float], phase: str, function: Callable[..., Any]) -> Callable[..., Any]:
@@ -61,50 +79,105 @@ class TimedAgent:
         return timed(self.totals, "agent select", self.agent.select)(obs)
 
 
+@contextlib.contextmanager
+def ensemble_class(cls: type) -> Iterator[None]:
+    """Let the env build its ensemble from ``cls`` (it does so at reset) while the block runs."""
+    saved = active_uf.EnsembleRewardModel
+    active_uf.EnsembleRewardModel = cls
+    try:
+        yield
+    finally:
+        active_uf.EnsembleRewardModel = saved
+
+
+@dataclass
+class Run:
+    """One implementation's episode in progress."""
+
+    totals: dict[str, float]
+    env: Any
+    steps: Iterator[Any]
+    infos: list[dict[str, Any]]
+    done: bool = False
+
+
+def start(args: Args, cls: type, totals: dict[str, float]) -> Run:
+    agent = TimedAgent(agents.make(args.agent), totals)
+    begin = time.perf_counter()
+    env = make_env(args.env, agent.agent)
+    with ensemble_class(cls):
+        steps = play_episode(env, agent, args.seed)
+        info = next(steps).info  # the reset
+    assert type(env.unwrapped.episode.model) is cls
+    totals["make + first reset (draws the pool)"] = time.perf_counter() - begin
+    return Run(totals, env, steps, [info])
+
+
+def advance(run: Run) -> None:
+    """Play one round (the agent's select, then env.step)."""
+    tick = time.perf_counter()
+    step = next(run.steps, None)
+    run.totals["select + step"] += time.perf_counter() - tick
+    if step is None:
+        run.done = True
+    else:
+        run.infos.append(step.info)
+
+
+def report(name: str, run: Run) -> list[str]:
+    totals = run.totals
+    totals["env.step (all)"] = totals["select + step"] - totals["agent select"]
+    overhead = totals["env.step (all)"] - totals["ensemble training"] - totals["ensemble prediction"]
+    lines = [f"  {phase:<38} {totals[phase]:>9.2f} s" for phase in PHASES]
+    share = overhead / max(totals["env.step (all)"], 1e-9)
+    lines.append(f"  {'env overhead (step - ensemble)':<38} {overhead:>9.2f} s = {share:.1%} of step time")
+    info = run.infos[-1]
+    lines.append(
+        f"  {name}: {len(run.infos) - 1} rounds, {info['labels']} labels, final score {info.get('score')!r}, "
+        f"rm_score {info.get('rm_score')!r}, dpo_score {info.get('dpo_score')!r}, enn_loss {info.get('enn_loss')!r}"
+    )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default=Args.env)
     parser.add_argument("--agent", default=Args.agent)
     parser.add_argument("--seed", type=int, default=Args.seed)
     parser.add_argument("--max-rounds", type=int, default=None, help="stop early after this many rounds")
+    parser.add_argument("--compare", action="store_true", help="legacy and current ensemble in lockstep")
     ns = parser.parse_args()
-    args = Args(env=ns.env, agent=ns.agent, seed=ns.seed, max_rounds=ns.max_rounds)
+    args = Args(env=ns.env, agent=ns.agent, seed=ns.seed, max_rounds=ns.max_rounds, compare=ns.compare)
+    names = ("legacy", "current") if args.compare else ("current",)
 
-    totals: dict[str, float] = defaultdict(float)
+    totals: dict[str, dict[str, float]] = {name: defaultdict(float) for name in names}
     # Instrument the ensemble's two entry points the env calls; the script only observes, it changes no behaviour.
-    EnsembleRewardModel.fit_round = timed(totals, "ensemble training", EnsembleRewardModel.fit_round)
-    EnsembleRewardModel.predict = timed(totals, "ensemble prediction", EnsembleRewardModel.predict)
+    for name in names:
+        cls = IMPLEMENTATIONS[name]
+        cls.fit_round = timed(totals[name], "ensemble training", cls.fit_round)
+        cls.predict = timed(totals[name], "ensemble prediction", cls.predict)
 
-    agent = TimedAgent(agents.make(args.agent), totals)
-    start = time.perf_counter()
-    env = make_env(args.env, agent.agent)
-    steps = play_episode(env, agent, args.seed)
-    info = next(steps).info  # the reset
-    totals["make + first reset (draws the pool)"] = time.perf_counter() - start
-    rounds = 0
-    tick = time.perf_counter()
-    for step in itertools.islice(steps, args.max_rounds):  # each step: the agent's select, then env.step
-        totals["select + step"] += time.perf_counter() - tick
-        info, rounds = step.info, rounds + 1
-        tick = time.perf_counter()
-    env.close()
-    totals["env.step (all)"] = totals["select + step"] - totals["agent select"]
+    runs = {name: start(args, IMPLEMENTATIONS[name], totals[name]) for name in names}
+    for _ in itertools.islice(itertools.count(), args.max_rounds):
+        for run in runs.values():
+            advance(run)
+        if all(run.done for run in runs.values()):
+            break
+    for run in runs.values():
+        run.env.close()
 
-    inner = totals["ensemble training"] + totals["ensemble prediction"]
-    overhead = totals["env.step (all)"] - inner
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"{args.env}, agent {args.agent}, seed {args.seed}: {rounds} rounds, {info['labels']} labels")
-    for phase in (
-        "make + first reset (draws the pool)",
-        "agent select",
-        "env.step (all)",
-        "ensemble training",
-        "ensemble prediction",
-    ):
-        print(f"  {phase:<38} {totals[phase]:>9.2f} s")
-    share = overhead / totals["env.step (all)"]
-    print(f"  {'env overhead (step - ensemble)':<38} {overhead:>9.2f} s = {share:.1%} of step time")
-    print(f"  peak resident memory {peak_gib:.2f} GiB")
+    print(f"{args.env}, agent {args.agent}, seed {args.seed}" + (" (legacy and current in lockstep)" * args.compare))
+    for name, run in runs.items():
+        print(f"{name} ensemble ({IMPLEMENTATIONS[name].__module__}):")
+        print("\n".join(report(name, run)))
+    if args.compare:
+        legacy, current = runs["legacy"].totals, runs["current"].totals
+        for phase in ("ensemble training", "ensemble prediction", "env.step (all)"):
+            print(f"  speed-up, {phase:<20} {legacy[phase] / max(current[phase], 1e-9):>6.2f}x")
+        same = runs["legacy"].infos == runs["current"].infos
+        print(f"  every round's info identical: {same}")
+    print(f"  peak resident memory {peak_gib:.2f} GiB" + (" (both episodes)" * args.compare))
 
 
 if __name__ == "__main__":

@@ -1,20 +1,29 @@
 """Time 100 training steps of the ensemble reward model and compare with the machine's fp32 matmul throughput.
 
-Run: ``.venv/bin/python benchmarks/bench_reward_model.py`` (``--help`` for options). Prints, for each feature
-dimension: the time of 100 ``train_step`` calls (20 heads, hidden 128, 64 pairs), the matmul FLOP rate this implies,
-its fraction of the measured peak fp32 GEMM rate, the same fraction for forward and backward alone (no optimizer,
-anchor or clip pass), and the time of the same steps with a per-head loop of
-``nn.Linear`` heads (the straightforward implementation) for comparison.
+Run: ``.venv/bin/python benchmarks/bench_reward_model.py`` (``--help`` for options). For each feature dimension it
+times, in the same process and interleaved (repeat after repeat, best of ``--repeats``, so that a shared machine's
+load falls on every variant alike):
+
+- ``before``: 100 ``train_step`` calls of the frozen pre-rewrite ensemble (``benchmarks/legacy_ensemble.py``);
+- ``after``: the same 100 steps with the package's :class:`~activeuf_env.core.reward_model.EnsembleRewardModel`
+  (20 heads, hidden 128, 64 pairs), and that both end with bit-identical weights;
+- forward and backward alone (no anchor, clip or optimizer pass), before and after;
+- a per-head loop of ``nn.Linear`` heads (the straightforward implementation);
+- the peak fp32 GEMM rate (square 2048 matmuls), measured between the repeats too.
+
+It prints the matmul FLOP rate of each step as a fraction of that peak and the speed-ups.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from legacy_ensemble import LegacyEnsembleRewardModel
 from torch import nn
 from torch.nn import functional as F
 
@@ -28,11 +37,12 @@ class Args:
     hidden: int = 128
     pairs: int = 64
     steps: int = 100
-    repeats: int = 3
+    repeats: int = 5
+    threads: int = 2
 
 
-def measure_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
-    """Best fp32 GEMM rate (GFLOP/s) of square ``size`` matmuls on this machine."""
+def time_peak_gemm(size: int = 2048, repeats: int = 5) -> float:
+    """Best time of one square ``size`` fp32 matmul on this machine."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     a @ b
     best = float("inf")
@@ -40,7 +50,7 @@ def measure_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
         start = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
+    return best
 
 
 def step_matmul_flops(dim: int, heads: int, hidden: int, pairs: int) -> float:
@@ -71,71 +81,77 @@ class LoopedHeads(nn.Module):
         return torch.stack([head(x).squeeze(-1) for head in self.heads])
 
 
-def time_looped(dim: int, args: Args, chosen: torch.Tensor, rejected: torch.Tensor) -> float:
+def looped_steps(dim: int, args: Args, chosen: torch.Tensor, rejected: torch.Tensor) -> Callable[[], None]:
     model = LoopedHeads(dim, args.heads, args.hidden)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     n_params = sum(p.numel() for p in model.parameters())
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        optimizer.zero_grad()
-        rewards = model(torch.cat([chosen, rejected]))
-        rc, rr = rewards[:, : args.pairs], rewards[:, args.pairs :]
-        anchor = sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), model.anchors, strict=False)) / n_params
-        loss = F.softplus(rr - rc).mean() + anchor + 0.01 * ((rc + rr) ** 2).mean()
-        loss.backward()
-        for head in model.heads:
-            nn.utils.clip_grad_norm_(head.parameters(), 1.0)
-        optimizer.step()
-    return time.perf_counter() - start
+
+    def run() -> None:
+        for _ in range(args.steps):
+            optimizer.zero_grad()
+            rewards = model(torch.cat([chosen, rejected]))
+            rc, rr = rewards[:, : args.pairs], rewards[:, args.pairs :]
+            anchor = sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), model.anchors, strict=True))
+            loss = F.softplus(rr - rc).mean() + anchor / n_params + 0.01 * ((rc + rr) ** 2).mean()
+            loss.backward()
+            for head in model.heads:
+                nn.utils.clip_grad_norm_(head.parameters(), 1.0)
+            optimizer.step()
+
+    return run
 
 
-def time_ensemble(dim: int, args: Args, chosen: np.ndarray, rejected: np.ndarray) -> float:
-    model = EnsembleRewardModel(dim, n_heads=args.heads, hidden_dim=args.hidden, seed=0)
-    model.train_step(chosen, rejected)
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        model.train_step(chosen, rejected)
-    return time.perf_counter() - start
-
-
-def time_forward_backward(dim: int, args: Args, chosen: np.ndarray, rejected: np.ndarray) -> float:
-    """The same steps without the optimizer, anchor and clip passes: the matmul-bound part alone."""
-    model = EnsembleRewardModel(dim, n_heads=args.heads, hidden_dim=args.hidden, seed=0)
+def variants(dim: int, args: Args, chosen: np.ndarray, rejected: np.ndarray) -> dict[str, Callable[[], object]]:
+    """The timed variants at one ``dim``, each running ``args.steps`` steps; the two ensembles start alike."""
     c, r = torch.from_numpy(chosen), torch.from_numpy(rejected)
-    model.data_loss(c, r).backward()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        model.data_loss(c, r).backward()
-    return time.perf_counter() - start
+    x = torch.cat([c, r])
+    before = LegacyEnsembleRewardModel(dim, n_heads=args.heads, hidden_dim=args.hidden, seed=0)
+    after = EnsembleRewardModel(dim, n_heads=args.heads, hidden_dim=args.hidden, seed=0)
+    return {
+        "before": lambda: [before.train_step(chosen, rejected) for _ in range(args.steps)],
+        "after": lambda: [after.train_step(chosen, rejected) for _ in range(args.steps)],
+        "fwd+bwd before": lambda: [before.data_loss(c, r).backward() for _ in range(args.steps)],
+        "fwd+bwd after": lambda: [after.data_loss_and_gradients(x, args.pairs) for _ in range(args.steps)],
+        "loop": looped_steps(dim, args, c, r),
+        "identical": lambda: all(torch.equal(before.params[k].detach(), after.params[k]) for k in after.params),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dims", type=int, nargs="+", default=list(Args.dims))
     parser.add_argument("--repeats", type=int, default=Args.repeats)
+    parser.add_argument("--threads", type=int, default=Args.threads, help="torch intra-op threads")
     ns = parser.parse_args()
-    args = Args(dims=tuple(ns.dims), repeats=ns.repeats)
+    args = Args(dims=tuple(ns.dims), repeats=ns.repeats, threads=ns.threads)
+    torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    peak = measure_peak_gflops()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; peak fp32 GEMM {peak:.1f} GFLOP/s")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; best of {args.repeats}, interleaved")
     print(f"{args.steps} steps, {args.heads} heads, hidden {args.hidden}, {args.pairs} pairs per step")
     print(
-        f"{'D':>6} {'ensemble s':>11} {'GFLOP/s':>8} {'of peak':>8} {'fwd+bwd of peak':>16} {'per-head loop s':>16} "
-        f"{'speed-up':>9}"
+        f"{'D':>5} {'peak GF/s':>9} {'before s':>9} {'after s':>8} {'speed-up':>8} {'before %pk':>10} "
+        f"{'after %pk':>9} {'fwd+bwd %pk b/a':>16} {'loop s':>7} {'loop/before':>11} {'loop/after':>10} identical"
     )
     for dim in args.dims:
         chosen = rng.standard_normal((args.pairs, dim)).astype(np.float32)
         rejected = rng.standard_normal((args.pairs, dim)).astype(np.float32)
-        ours = min(time_ensemble(dim, args, chosen, rejected) for _ in range(args.repeats))
-        looped = min(
-            time_looped(dim, args, torch.from_numpy(chosen), torch.from_numpy(rejected)) for _ in range(args.repeats)
-        )
-        matmul = min(time_forward_backward(dim, args, chosen, rejected) for _ in range(args.repeats))
-        flops = step_matmul_flops(dim, args.heads, args.hidden, args.pairs) * args.steps / 1e9
-        rate = flops / ours
+        timed = variants(dim, args, chosen, rejected)
+        identical = timed.pop("identical")
+        best = dict.fromkeys(timed, float("inf"))
+        peak = time_peak_gemm()
+        for _ in range(args.repeats):
+            for name, run in timed.items():
+                start = time.perf_counter()
+                run()
+                best[name] = min(best[name], time.perf_counter() - start)
+            peak = min(peak, time_peak_gemm())
+        peak_rate = 2 * 2048**3 / peak / 1e9
+        rate = step_matmul_flops(dim, args.heads, args.hidden, args.pairs) * args.steps / 1e9 / peak_rate
         print(
-            f"{dim:>6} {ours:>11.3f} {rate:>8.1f} {rate / peak:>8.0%} {flops / matmul / peak:>16.0%} "
-            f"{looped:>16.3f} {looped / ours:>8.1f}x"
+            f"{dim:>5} {peak_rate:>9.0f} {best['before']:>9.3f} {best['after']:>8.3f} "
+            f"{best['before'] / best['after']:>7.2f}x {rate / best['before']:>10.0%} {rate / best['after']:>9.0%} "
+            f"{rate / best['fwd+bwd before']:>8.0%} / {rate / best['fwd+bwd after']:<5.0%} {best['loop']:>7.3f} "
+            f"{best['loop'] / best['before']:>10.1f}x {best['loop'] / best['after']:>9.1f}x {identical()}"
         )
 
 

@@ -153,6 +153,76 @@ class ReplayBuffer:
         self._size, self._next = size, int(state["next"])
 
 
+_SEGMENTS = ("w1", "b1", "w2", "b2", "w3")
+"""The parameter tensors, in their order in the flat buffer (the order of the per-tensor optimizer's state)."""
+
+
+class FlatAdamW:
+    """AdamW over one flat parameter buffer: torch's fused AdamW kernel, called once per step on the whole buffer.
+
+    Element for element this is ``torch.optim.AdamW(fused=True)`` over the five parameter tensors (the same kernel;
+    the buffer's segments keep the tensors' vector alignment when ``H·h`` is a multiple of 16, the default), without
+    the per-tensor Python and dispatch work, which at D = 64 cost about as much as the update. State dicts keep
+    ``torch.optim.AdamW``'s per-parameter layout, so states saved before the flat buffer still load.
+    """
+
+    def __init__(self, flat: torch.Tensor, shapes: dict[str, tuple[int, ...]], lr: float, weight_decay: float) -> None:
+        self.shapes = shapes
+        self.exp_avg, self.exp_avg_sq = torch.zeros_like(flat), torch.zeros_like(flat)
+        self.step_count = torch.zeros((), dtype=torch.float32, device=flat.device)
+        self.group: dict[str, Any] = {
+            "lr": lr, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": weight_decay, "amsgrad": False,
+            "maximize": False, "foreach": None, "capturable": False, "differentiable": False, "fused": True,
+            "decoupled_weight_decay": True,
+        }  # fmt: skip
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the next step."""
+        return float(self.group["lr"])
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.group["lr"] = value
+
+    def step(self, param: torch.Tensor, grad: torch.Tensor) -> None:
+        """One AdamW update of the flat ``param`` with the flat ``grad``."""
+        self.step_count += 1
+        beta1, beta2 = self.group["betas"]
+        torch._fused_adamw_(
+            [param], [grad], [self.exp_avg], [self.exp_avg_sq], [], [self.step_count], lr=self.lr, beta1=beta1,
+            beta2=beta2, weight_decay=self.group["weight_decay"], eps=self.group["eps"], amsgrad=False,
+            maximize=False,
+        )  # fmt: skip
+
+    def state_dict(self) -> dict[str, Any]:
+        """``torch.optim.AdamW``'s state dict of the five parameters (copies, on the CPU)."""
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        if float(self.step_count) > 0:  # torch creates the per-parameter state on the first step
+            moments = zip(_split(self.exp_avg, self.shapes), _split(self.exp_avg_sq, self.shapes), strict=True)
+            for index, (avg, avg_sq) in enumerate(moments):
+                state[index] = {"step": self.step_count.cpu().clone(), "exp_avg": avg.cpu().clone(),
+                                "exp_avg_sq": avg_sq.cpu().clone()}  # fmt: skip
+        return {"state": state, "param_groups": [{**self.group, "params": list(range(len(self.shapes)))}]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s (or ``torch.optim.AdamW``'s, for the same five parameters) state."""
+        self.group["lr"] = float(state["param_groups"][0]["lr"])
+        saved = state["state"]
+        self.step_count.fill_(float(saved[0]["step"]) if saved else 0.0)
+        for index, (avg, avg_sq) in enumerate(
+            zip(_split(self.exp_avg, self.shapes), _split(self.exp_avg_sq, self.shapes), strict=True)
+        ):
+            avg.copy_(saved[index]["exp_avg"] if saved else 0.0)
+            avg_sq.copy_(saved[index]["exp_avg_sq"] if saved else 0.0)
+
+
+def _split(flat: torch.Tensor, shapes: dict[str, tuple[int, ...]]) -> list[torch.Tensor]:
+    """Views of ``flat`` with the given shapes, one after another."""
+    sizes = [math.prod(shape) for shape in shapes.values()]
+    return [part.view(shape) for part, shape in zip(flat.split(sizes), shapes.values(), strict=True)]
+
+
 class EnsembleRewardModel:
     """An ensemble of ``H`` MLP reward heads ``Linear(D,h)–ReLU–Linear(h,h)–ReLU–Linear(h,1, no bias)``.
 
@@ -160,6 +230,11 @@ class EnsembleRewardModel:
     Training minimises, per minibatch of pairs (c, r), the mean over pairs and heads of
     ``−log sigmoid(f_h(c) − f_h(r))``, plus ``λ_t · mean_h mean((θ_h − θ_h⁰)²)`` (pull toward each head's initial
     weights), plus ``center_weight · mean (f_h(c) + f_h(r))²``, with AdamW and a per-head gradient-norm clip.
+
+    The parameters, their gradients and the optimizer's moments are each one flat buffer (``params`` holds views
+    into it), so the anchor, clip and AdamW passes are one operation each over all heads, and the backward pass is
+    written out (the ops autograd would run, in its order and layouts, so the results are bit for bit autograd's)
+    with every weight gradient written straight into the flat gradient buffer: no zeroing, no accumulation pass.
 
     Args:
         feature_dim: ``D``.
@@ -223,22 +298,39 @@ class EnsembleRewardModel:
             "b2": torch.zeros(heads, h),
             "w3": xavier((heads, h), h, 1),
         }
-        self.params = {k: v.to(self.device).requires_grad_(True) for k, v in initial.items()}
-        self.anchors = {k: v.detach().clone() for k, v in self.params.items()}
-        self._anchor_diff = {k: torch.empty_like(v) for k, v in self.anchors.items()}
-        self._n_params = sum(v.numel() for v in self.params.values())
-        self.optimizer = torch.optim.AdamW(
-            list(self.params.values()), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True
-        )
+        self._shapes = {key: tuple(initial[key].shape) for key in _SEGMENTS}
+        self._flat = torch.cat([initial[key].reshape(-1) for key in _SEGMENTS]).to(self.device)
+        self._anchor_flat = self._flat.clone()
+        self._grad_flat = torch.zeros_like(self._flat)
+        self._scratch = torch.empty_like(self._flat)  # the anchor difference, then the squared gradients
+        self._n_params = self._flat.numel()
+        self.optimizer = FlatAdamW(self._flat, self._shapes, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self._make_views()
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Rewards ``[H, n]`` of features ``x [n, D]`` under every head."""
+    def _make_views(self) -> None:
+        """``params``, ``anchors`` and ``grads``: per-tensor views into the flat buffers."""
+        self.params = dict(zip(_SEGMENTS, _split(self._flat, self._shapes), strict=True))
+        self.anchors = dict(zip(_SEGMENTS, _split(self._anchor_flat, self._shapes), strict=True))
+        self.grads = dict(zip(_SEGMENTS, _split(self._grad_flat, self._shapes), strict=True))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickle stores each view's storage on its own, so the views would come back detached from the flat buffers:
+        # pickle the buffers alone and rebuild the views.
+        return {k: v for k, v in self.__dict__.items() if k not in ("params", "anchors", "grads")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._make_views()
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rewards ``[H, n]`` of features ``x [n, D]`` under every head, and both hidden layers ``[H, n, h]``."""
         p = self.params
         n, (d, heads, h) = x.shape[0], p["w1"].shape
-        hidden = (x @ p["w1"].view(d, heads * h)).view(n, heads, h)
-        hidden = torch.relu(hidden.transpose(0, 1) + p["b1"].unsqueeze(1))
-        hidden = torch.relu(torch.baddbmm(p["b2"].unsqueeze(1), hidden, p["w2"]))
-        return torch.bmm(hidden, p["w3"].unsqueeze(-1)).squeeze(-1)
+        hidden1 = (x @ p["w1"].view(d, heads * h)).view(n, heads, h)
+        # In place: the same kernel on the same layout as an out-of-place ReLU, one allocation and pass fewer.
+        hidden1 = torch.relu_(hidden1.transpose(0, 1) + p["b1"].unsqueeze(1))
+        hidden2 = torch.relu_(torch.baddbmm(p["b2"].unsqueeze(1), hidden1, p["w2"]))
+        return torch.bmm(hidden2, p["w3"].unsqueeze(-1)).squeeze(-1), hidden1, hidden2
 
     def _to_tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array, dtype=np.float32), device=self.device)
@@ -252,7 +344,7 @@ class EnsembleRewardModel:
         means, stds = [], []
         with torch.inference_mode():
             for start in range(0, max(flat.shape[0], 1), _PREDICT_CHUNK):
-                rewards = self._forward(self._to_tensor(flat[start : start + _PREDICT_CHUNK]))
+                rewards = self._forward(self._to_tensor(flat[start : start + _PREDICT_CHUNK]))[0]
                 std, mean = torch.std_mean(rewards, dim=0)
                 means.append(mean.cpu().numpy())
                 stds.append(std.cpu().numpy())
@@ -261,93 +353,140 @@ class EnsembleRewardModel:
         width = self.config.beta * std
         return mean.reshape(shape), (mean - width).reshape(shape), (mean + width).reshape(shape)
 
-    def data_loss(self, chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
-        """The preference and centring terms of the loss on one minibatch of pairs ``[n, D]``."""
-        n = chosen.shape[0]
-        rewards = self._forward(torch.cat([chosen, rejected]))
-        r_chosen, r_rejected = rewards[:, :n], rewards[:, n:]
-        preference = F.softplus(r_rejected - r_chosen).mean()
-        return preference + self.config.center_weight * ((r_chosen + r_rejected) ** 2).mean()
+    def data_loss_and_gradients(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        """The preference and centring terms of the loss on pairs ``x = [chosen; rejected]`` (``[2n, D]``); their
+        gradients are written into :attr:`grads`.
 
-    def _add_anchor_gradient(self) -> float:
-        """Add the gradient of ``λ_t · mean((θ − θ⁰)²)`` to the parameters' gradients; return the term's value.
-
-        Done in place without autograd: through autograd the term costs three times the memory traffic, which at
-        D = 2560 (6.5M parameters) is more than the matmuls.
+        The backward pass runs the ops autograd runs for the forward below, in its order, on tensors of the same
+        layouts, so it gives autograd's gradients bit for bit; each weight gradient's matmul writes straight into
+        the flat gradient buffer (autograd would allocate it, then add it to a zeroed ``.grad``: two more passes
+        over the parameters, which at D = 2560 cost more than the matmuls' own output).
         """
-        total = torch.zeros((), device=self.device)
-        scale = 2.0 * self.anchor_weight / self._n_params
+        g, w2, w3 = self.grads, self.params["w2"], self.params["w3"].unsqueeze(-1)
         with torch.no_grad():
-            for key, param in self.params.items():
-                diff = torch.sub(param, self.anchors[key], out=self._anchor_diff[key]).view(-1)
-                total += torch.dot(diff, diff)
-                param.grad.view(-1).add_(diff, alpha=scale)
-        return float(total) * self.anchor_weight / self._n_params
+            rewards, hidden1, hidden2 = self._forward(x)
+            heads, rows, hidden = hidden1.shape
+            r_chosen, r_rejected = rewards[:, :n], rewards[:, n:]
+            margin, total = r_rejected - r_chosen, r_chosen + r_rejected
+            loss = F.softplus(margin).mean() + self.config.center_weight * (total**2).mean()
+            # Backward of the two means (grad.expand / numel), softplus, pow(2) and the centring weight, as autograd.
+            one = torch.ones((), device=x.device)
+            g_margin = torch.ops.aten.softplus_backward(one.expand(heads, n) / (heads * n), margin, 1.0, 20.0)
+            g_total = (one * self.config.center_weight).expand(heads, n) / (heads * n) * (2.0 * total)
+            g_rewards = torch.cat([g_total - g_margin, g_total + g_margin], dim=1).unsqueeze(-1)
+            torch.bmm(hidden2.transpose(1, 2), g_rewards, out=g["w3"].unsqueeze(-1))
+            # A product with one term: broadcasting gives bmm's bits without its per-head matmul calls.
+            g_hidden = torch.ops.aten.threshold_backward(g_rewards * w3.transpose(1, 2), hidden2, 0)
+            torch.sum(g_hidden, dim=1, keepdim=True, out=g["b2"].unsqueeze(1))
+            torch.bmm(hidden1.transpose(1, 2), g_hidden, out=g["w2"])
+            g_hidden = torch.ops.aten.threshold_backward(g_hidden.bmm(w2.transpose(1, 2)), hidden1, 0)
+            torch.sum(g_hidden, dim=1, keepdim=True, out=g["b1"].unsqueeze(1))
+            g_first = g_hidden.transpose(0, 1).reshape(rows, heads * hidden)
+            torch.mm(x.t(), g_first, out=g["w1"].view(-1, heads * hidden))
+        return loss
+
+    def _add_anchor_gradient(self) -> torch.Tensor:
+        """Add the gradient of ``λ_t · mean((θ − θ⁰)²)`` to the gradients; return ``Σ (θ − θ⁰)²`` (a tensor).
+
+        Done in place on the flat buffers: through autograd the term costs three times the memory traffic, which
+        at D = 2560 (6.5M parameters) is more than the matmuls. The sum of squares is summed tensor by tensor, in the
+        parameters' order, as the per-tensor implementation did (so the reported loss is unchanged to the bit).
+        """
+        diff = torch.sub(self._flat, self._anchor_flat, out=self._scratch)
+        total = torch.zeros((), device=self.device)
+        for part in diff.split([math.prod(shape) for shape in self._shapes.values()]):
+            total += torch.dot(part, part)
+        self._grad_flat.add_(diff, alpha=2.0 * self.anchor_weight / self._n_params)
+        return total
+
+    def _clip_per_head(self) -> None:
+        """Scale each head's gradient (every tensor's slice of that head) to norm at most ``grad_clip``."""
+        g, clip, on_cpu = self.grads, self.config.grad_clip, self.device.type == "cpu"
+        # No head's norm exceeds the norm of all heads together: when that is clearly below the clip (the margin is
+        # far beyond float32 rounding), every scale below would be exactly 1.0, and one pass of one dot replaces the
+        # per-head reductions. Usual on the synthetic pools (no step of an ActiveUF/Synthetic-v0 episode clips).
+        if on_cpu and math.sqrt(float(torch.dot(self._grad_flat, self._grad_flat))) < 0.9 * clip - 1e-6:
+            return
+        squared_flat = torch.pow(self._grad_flat, 2, out=self._scratch)
+        squares = dict(zip(_SEGMENTS, _split(squared_flat, self._shapes), strict=True))
+        squared = (
+            squares["w1"].sum(dim=(0, 2))
+            + squares["b1"].sum(dim=1)
+            + squares["w2"].sum(dim=(1, 2))
+            + squares["b2"].sum(dim=1)
+            + squares["w3"].sum(dim=1)
+        )
+        scale = (clip / (squared.sqrt() + 1e-6)).clamp(max=1.0)
+        if on_cpu and bool((scale == 1.0).all()):
+            return  # a multiplication by 1.0 changes nothing; on a GPU, checking would cost a synchronisation
+        g["w1"].mul_(scale.view(1, -1, 1))
+        g["w2"].mul_(scale.view(-1, 1, 1))
+        for key in ("b1", "b2", "w3"):
+            g[key].mul_(scale.view(-1, 1))
+
+    def _step(self, x: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One AdamW step on pairs ``x = [chosen; rejected]``; returns the data loss and ``Σ (θ − θ⁰)²`` before it."""
+        loss = self.data_loss_and_gradients(x, n)
+        anchor = self._add_anchor_gradient()
+        self._clip_per_head()
+        self.optimizer.step(self._flat, self._grad_flat)
+        return loss, anchor
+
+    def _anchor_term(self, squares: np.ndarray | float) -> Any:
+        """``λ_t · mean((θ − θ⁰)²)`` from ``Σ (θ − θ⁰)²`` (float64, as the loss is reported)."""
+        return squares * self.anchor_weight / self._n_params
 
     def train_step(self, chosen: np.ndarray, rejected: np.ndarray, lr: float | None = None) -> float:
-        """One AdamW step on one minibatch of pairs (``chosen``, ``rejected`` of shape ``[n, D]``); returns the loss."""
+        """One AdamW step on one minibatch of pairs (``chosen``, ``rejected`` of shape ``[n, D]``); returns the loss.
+
+        ``lr`` sets the learning rate of this and later steps (``None``: keep the last one).
+        """
         if chosen.shape != rejected.shape or chosen.ndim != 2 or chosen.shape[1] != self.feature_dim:
             raise ValueError(
                 f"expected chosen and rejected of shape [n, {self.feature_dim}], got {chosen.shape} and "
                 f"{rejected.shape}"
             )
         if lr is not None:
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-        self.optimizer.zero_grad(set_to_none=False)
-        loss = self.data_loss(self._to_tensor(chosen), self._to_tensor(rejected))
-        loss.backward()
-        anchor = self._add_anchor_gradient()
-        self._clip_per_head()
-        self.optimizer.step()
-        return float(loss.detach()) + anchor
-
-    def _clip_per_head(self) -> None:
-        grads = {k: p.grad for k, p in self.params.items()}
-        squared = (
-            grads["w1"].pow(2).sum(dim=(0, 2))
-            + grads["b1"].pow(2).sum(dim=1)
-            + grads["w2"].pow(2).sum(dim=(1, 2))
-            + grads["b2"].pow(2).sum(dim=1)
-            + grads["w3"].pow(2).sum(dim=1)
-        )
-        scale = (self.config.grad_clip / (squared.sqrt() + 1e-6)).clamp(max=1.0)
-        if bool((scale == 1.0).all()):
-            return
-        grads["w1"].mul_(scale.view(1, -1, 1))
-        grads["w2"].mul_(scale.view(-1, 1, 1))
-        for key in ("b1", "b2", "w3"):
-            grads[key].mul_(scale.view(-1, 1))
+            self.optimizer.lr = lr
+        x = torch.cat([self._to_tensor(chosen), self._to_tensor(rejected)])
+        loss, anchor = self._step(x, chosen.shape[0])
+        return float(loss) + self._anchor_term(float(anchor))
 
     def fit_round(self, buffer: ReplayBuffer, rng: np.random.Generator) -> float:
         """One round of training: ``min(len, train_batch × max_steps)`` pairs from ``buffer`` without replacement,
-        one epoch, cosine learning rate restarted at the round's start. Returns the mean loss (0.0 if empty)."""
+        one epoch, cosine learning rate restarted at the round's start. Returns the mean loss (0.0 if empty).
+
+        The round's pairs go to the device once, and the losses come back once, at the end (the same floats as one
+        :meth:`train_step` per minibatch).
+        """
         cfg = self.config
         if len(buffer) == 0:
             return 0.0
-        chosen, rejected = buffer.sample(cfg.train_batch * cfg.max_steps, rng)
+        chosen, rejected = (self._to_tensor(a) for a in buffer.sample(cfg.train_batch * cfg.max_steps, rng))
         n_steps = math.ceil(chosen.shape[0] / cfg.train_batch)
-        losses = []
+        losses, anchors = [], []
         for step in range(n_steps):
             rows = slice(step * cfg.train_batch, (step + 1) * cfg.train_batch)
-            lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / n_steps))
-            losses.append(self.train_step(chosen[rows], rejected[rows], lr=lr))
-        return float(np.mean(losses))
+            self.optimizer.lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / n_steps))
+            loss, anchor = self._step(torch.cat([chosen[rows], rejected[rows]]), chosen[rows].shape[0])
+            losses.append(loss)
+            anchors.append(anchor)
+        data = torch.stack(losses).cpu().numpy().astype(np.float64)
+        return float(np.mean(data + self._anchor_term(torch.stack(anchors).cpu().numpy().astype(np.float64))))
 
     def state_dict(self) -> dict[str, Any]:
-        """Weights, anchors, optimizer state and the current anchor weight (tensors on CPU)."""
+        """Weights, anchors, optimizer state (``torch.optim.AdamW``'s layout) and the anchor weight (on the CPU)."""
         return {
-            "params": {k: v.detach().cpu().clone() for k, v in self.params.items()},
+            "params": {k: v.cpu().clone() for k, v in self.params.items()},
             "anchors": {k: v.cpu().clone() for k, v in self.anchors.items()},
             "optimizer": self.optimizer.state_dict(),
             "anchor_weight": self.anchor_weight,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state from :meth:`state_dict`."""
-        with torch.no_grad():
-            for k, p in self.params.items():
-                p.copy_(state["params"][k])
-                self.anchors[k] = state["anchors"][k].to(self.device).clone()
+        """Restore a state from :meth:`state_dict` (also one saved before the flat buffers: the layout is the same)."""
+        for key in _SEGMENTS:
+            self.params[key].copy_(state["params"][key])
+            self.anchors[key].copy_(state["anchors"][key])
         self.optimizer.load_state_dict(state["optimizer"])
         self.anchor_weight = float(state["anchor_weight"])
