@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import pickle
 import re
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -195,3 +199,70 @@ def test_every_reward_model_field_has_a_bad_value_case() -> None:
 def test_reward_model_config_names_the_field_and_value(name: str, value: object) -> None:
     with pytest.raises(ValueError, match=rf"^{name} must .*got {re.escape(repr(value))}"):
         RewardModelConfig(**{name: value})
+
+
+def _legacy_ensemble_class() -> type:
+    """The frozen pre-rewrite implementation the benchmarks compare with (``benchmarks/legacy_ensemble.py``)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "legacy_ensemble.py"
+    spec = importlib.util.spec_from_file_location("legacy_ensemble", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.LegacyEnsembleRewardModel
+
+
+def _train_both(first: Any, second: Any, dim: int, rounds: int) -> tuple[list[float], list[float]]:
+    """The same rounds (``fit_round`` with a decaying anchor, then one ``train_step``) on two models."""
+    losses: tuple[list[float], list[float]] = ([], [])
+    for model, out in zip((first, second), losses, strict=True):
+        data = np.random.default_rng(1)
+        buffer = ReplayBuffer(64 * 10, dim)
+        for r in range(rounds):
+            c, rej = data.normal(size=(2, 64, dim)).astype(np.float32)
+            buffer.add(c, rej)
+            model.anchor_weight = 0.9**r
+            out.append(model.fit_round(buffer, np.random.default_rng(r)))
+            out.append(model.train_step(c[:10], rej[:10], lr=1e-3))
+    return losses
+
+
+@pytest.mark.parametrize(("dim", "heads", "hidden", "clip"), [(24, 4, 32, 1.0), (40, 3, 16, 0.05)])
+def test_flat_buffers_give_the_per_tensor_floats(dim: int, heads: int, hidden: int, clip: float) -> None:
+    """Bit for bit (``H·h`` a multiple of 16), with and without clipping: weights, optimizer state, losses, bounds."""
+    config = RewardModelConfig(n_heads=heads, hidden_dim=hidden, grad_clip=clip)
+    legacy = _legacy_ensemble_class()(dim, config=config, seed=3)
+    model = EnsembleRewardModel(dim, config=config, seed=3)
+    old_losses, new_losses = _train_both(legacy, model, dim, rounds=6)
+    assert old_losses == new_losses
+    for key in model.params:
+        assert torch.equal(legacy.params[key].detach(), model.params[key]), key
+    old_state, new_state = legacy.optimizer.state_dict()["state"], model.optimizer.state_dict()["state"]
+    for index, values in old_state.items():
+        for key, tensor in values.items():
+            assert torch.equal(tensor, new_state[index][key]), (index, key)
+    x = np.random.default_rng(2).normal(size=(7, 5, dim)).astype(np.float32)
+    for old, new in zip(legacy.predict(x), model.predict(x), strict=True):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_a_state_of_the_per_tensor_implementation_loads_and_continues_alike() -> None:
+    """Saved env states hold the per-tensor layout (torch.optim.AdamW's state dict); they still load."""
+    legacy = _legacy_ensemble_class()(16, n_heads=4, hidden_dim=8, seed=0)
+    _train_both(legacy, legacy, 16, rounds=2)
+    model = EnsembleRewardModel(16, n_heads=4, hidden_dim=8, seed=1)
+    model.load_state_dict(legacy.state_dict())
+    assert model.optimizer.lr == legacy.optimizer.param_groups[0]["lr"]
+    c, r = np.random.default_rng(4).normal(size=(2, 20, 16)).astype(np.float32)
+    assert [legacy.train_step(c, r) for _ in range(3)] == [model.train_step(c, r) for _ in range(3)]
+    for key in model.params:
+        assert torch.equal(legacy.params[key].detach(), model.params[key]), key
+
+
+def test_a_pickled_model_keeps_its_views_on_the_flat_buffers() -> None:
+    model = EnsembleRewardModel(8, n_heads=3, hidden_dim=16, seed=0)
+    c, r = np.random.default_rng(0).normal(size=(2, 12, 8)).astype(np.float32)
+    model.train_step(c, r)
+    clone = pickle.loads(pickle.dumps(model))
+    assert clone.params["w2"].data_ptr() == clone._flat.data_ptr() + 4 * (8 * 3 * 16 + 3 * 16)
+    assert [clone.train_step(c, r) for _ in range(3)] == [model.train_step(c, r) for _ in range(3)]
+    assert all(torch.equal(clone.params[k], model.params[k]) for k in model.params)

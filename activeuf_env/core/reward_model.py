@@ -210,11 +210,15 @@ class FlatAdamW:
         self.group["lr"] = float(state["param_groups"][0]["lr"])
         saved = state["state"]
         self.step_count.fill_(float(saved[0]["step"]) if saved else 0.0)
+        if not saved:  # saved before the first step
+            self.exp_avg.zero_()
+            self.exp_avg_sq.zero_()
         for index, (avg, avg_sq) in enumerate(
             zip(_split(self.exp_avg, self.shapes), _split(self.exp_avg_sq, self.shapes), strict=True)
         ):
-            avg.copy_(saved[index]["exp_avg"] if saved else 0.0)
-            avg_sq.copy_(saved[index]["exp_avg_sq"] if saved else 0.0)
+            if saved:
+                avg.copy_(saved[index]["exp_avg"])
+                avg_sq.copy_(saved[index]["exp_avg_sq"])
 
 
 def _split(flat: torch.Tensor, shapes: dict[str, tuple[int, ...]]) -> list[torch.Tensor]:
