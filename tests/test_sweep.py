@@ -143,3 +143,15 @@ def test_report_seeds_must_be_fresh(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"report_seeds must be fresh seeds, but \[1\] are selection seeds too"):
         run_sweep(ENV_ID, GRID, ["drts"], [0, 1], [1, 2], tmp_path, **QUIET)
     assert not (tmp_path / "sweep.json").exists()
+
+
+def test_an_agent_without_a_successful_selection_episode_is_named() -> None:
+    from activeuf_env.runner.sweep import _choose
+
+    selection = pd.DataFrame(
+        [("c00", "drts", 0.1), ("c01", "drts", 0.3), ("c02", "random", float("nan"))],
+        columns=["config", "agent", "dpo_score"],
+    )
+    with pytest.raises(RuntimeError, match=r"every selection episode of \['random', 'maxmin'\] failed"):
+        _choose(selection, "dpo_score", ["drts", "random", "maxmin"])
+    assert _choose(selection, "dpo_score", ["drts"]) == {"drts": "c01"}

@@ -129,10 +129,15 @@ class _Sweep:
         return summary
 
 
-def _choose(selection: Any, metric: str) -> dict[str, str]:
+def _choose(selection: Any, metric: str, names: list[str]) -> dict[str, str]:
     """Per agent, the configuration with the highest mean ``metric`` on the selection seeds (the first of a tie)."""
-    best = selection.loc[selection.groupby("agent", sort=False)[metric].idxmax()]
-    return dict(zip(best["agent"], best["config"], strict=True))
+    scored = selection.dropna(subset=[metric])
+    best = scored.loc[scored.groupby("agent", sort=False)[metric].idxmax()]
+    chosen = dict(zip(best["agent"], best["config"], strict=True))
+    failed = [name for name in names if name not in chosen]
+    if failed:
+        raise RuntimeError(f"every selection episode of {failed} failed; see the summaries under selection/")
+    return chosen
 
 
 def _run_phases(
@@ -152,7 +157,7 @@ def _run_phases(
         for cid, c in configurations.items()
     ]
     selected = pd.concat(frames, ignore_index=True)
-    chosen_by_metric = {metric: _choose(selected, metric) for metric in SWEEP_METRICS}
+    chosen_by_metric = {metric: _choose(selected, metric, names) for metric in SWEEP_METRICS}
     chosen = {name: {metric: chosen_by_metric[metric][name] for metric in SWEEP_METRICS} for name in names}
     write_json(sweep.out / SWEEP_RECORD, {**record, "chosen": chosen, "status": "reporting"})
     frames = [selected, sweep.run("report", DEFAULT_ID, Configuration(), names, report)]

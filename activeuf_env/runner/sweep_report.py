@@ -4,6 +4,7 @@ chosen on, as AUF reported), the three rankings and the chosen configurations.""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,7 +36,7 @@ def sweep_rankings(table: Any, chosen: Mapping[str, Mapping[str, str]], metric: 
 
     def value(phase: str, config: str, agent: str) -> float:
         rows = table[(table["phase"] == phase) & (table["config"] == config) & (table["agent"] == agent)]
-        return float(rows[metric].iloc[0])
+        return float(rows[metric].iloc[0]) if len(rows) else math.nan  # every episode of it failed (see its summary)
 
     rows = []
     for agent, choice in chosen.items():
@@ -51,7 +52,7 @@ def sweep_rankings(table: Any, chosen: Mapping[str, Mapping[str, str]], metric: 
         )
     frame = pd.DataFrame(rows)
     for column in ("default", "tuned", "tuned_selection"):
-        frame[f"rank_{column}"] = frame[column].rank(method="min", ascending=False).astype(int)
+        frame[f"rank_{column}"] = frame[column].rank(method="min", ascending=False).astype("Int64")
     return frame
 
 
