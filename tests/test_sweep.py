@@ -155,3 +155,17 @@ def test_an_agent_without_a_successful_selection_episode_is_named() -> None:
     with pytest.raises(RuntimeError, match=r"every selection episode of \['random', 'maxmin'\] failed"):
         _choose(selection, "dpo_score", ["drts", "random", "maxmin"])
     assert _choose(selection, "dpo_score", ["drts"]) == {"drts": "c01"}
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ({"reward_model": {"anchor_decay": [0.9, 1.5]}}, r"configuration c01 \(anchor_decay=1\.5\): anchor_decay"),
+        ({"reward_model": {"anchor_decya": [0.9]}}, r"configuration c00 \(anchor_decya=0\.9\): .*anchor_decya"),
+        ({"agent": {"beta": [-1.0]}}, r"configuration c00 \(beta=-1\.0\): beta must be"),
+    ],
+)
+def test_a_bad_value_fails_before_anything_runs(tmp_path: Path, grid: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        run_sweep(ENV_ID, grid, ["drts"], [0], [1], tmp_path / "out", **QUIET)
+    assert not (tmp_path / "out").exists()

@@ -109,6 +109,18 @@ class _Sweep:
     group: str
     options: dict[str, Any]
 
+    def check(self, configurations: Mapping[str, Configuration], record: Mapping[str, Any]) -> None:
+        """Build every configuration's env kwargs and agents once, so that a bad value fails before anything runs."""
+        import agents as agent_registry
+
+        for cid, configuration in configurations.items():
+            try:
+                _env_kwargs(self.env_id, self.env_kwargs, configuration)
+                for name in record["configurations"][cid]["agents"]:
+                    agent_registry.make(name, **{**self.agent_kwargs.get(name, {}), **configuration.agent})
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"the grid's configuration {cid} ({configuration.label}): {exc}") from None
+
     def run(self, phase: str, config_id: str, configuration: Configuration, agents: list[str], seeds: list[int]) -> Any:
         """One configuration's benchmark; returns its per-agent summary rows (mean final values over seeds)."""
         agent_kwargs = {name: {**self.agent_kwargs.get(name, {}), **configuration.agent} for name in agents}
@@ -268,7 +280,6 @@ def run_sweep(
         "command": command,
         "status": "selecting",
     }
-    _prepare_sweep_out(out, record, check_bool("overwrite", overwrite), check_bool("resume", resume))
     sweep = _Sweep(
         env_id=env_id,
         env_kwargs=dict(env_kwargs or {}),
@@ -281,6 +292,8 @@ def run_sweep(
             "resume": resume, "command": command,
         },
     )  # fmt: skip
+    sweep.check(configurations, record)
+    _prepare_sweep_out(out, record, check_bool("overwrite", overwrite), check_bool("resume", resume))
     with contextlib.ExitStack() as stack:
         if ray is not None:  # one Ray connection for every configuration's benchmark
             stack.enter_context(ray_connection(ray))
