@@ -213,12 +213,11 @@ class FlatAdamW:
         if not saved:  # saved before the first step
             self.exp_avg.zero_()
             self.exp_avg_sq.zero_()
-        for index, (avg, avg_sq) in enumerate(
-            zip(_split(self.exp_avg, self.shapes), _split(self.exp_avg_sq, self.shapes), strict=True)
-        ):
-            if saved:
-                avg.copy_(saved[index]["exp_avg"])
-                avg_sq.copy_(saved[index]["exp_avg_sq"])
+            return
+        moments = zip(_split(self.exp_avg, self.shapes), _split(self.exp_avg_sq, self.shapes), strict=True)
+        for index, (avg, avg_sq) in enumerate(moments):
+            avg.copy_(saved[index]["exp_avg"])
+            avg_sq.copy_(saved[index]["exp_avg_sq"])
 
 
 def _split(flat: torch.Tensor, shapes: dict[str, tuple[int, ...]]) -> list[torch.Tensor]:
