@@ -60,6 +60,20 @@ def test_the_cli_starts_and_stops_its_own_local_ray(tmp_path: Path) -> None:
     assert len(list((tmp_path / "episodes").glob("*.json"))) == 2
 
 
+def test_a_sweep_on_ray_connects_once_for_all_its_benchmarks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from activeuf_env.runner.sweep import run_sweep
+
+    inits = []
+    init = ray.init
+    monkeypatch.setattr(ray, "init", lambda *args, **kwargs: inits.append(kwargs) or init(*args, **kwargs))
+    grid = {"reward_model": {"replay_factor": [50, 100]}}
+    quiet = {"env_kwargs": TINY_ENV_KWARGS, "progress": False}
+    result = run_sweep(ENV_ID, grid, ["random"], [0], [1], tmp_path, backend=RayBackend(local_cpus=2), **quiet)
+    assert len(inits) == 1 and not ray.is_initialized()
+    assert sorted(p.name for p in (tmp_path / "selection").iterdir()) == ["c00", "c01"]
+    assert set(result.table["phase"]) == {"selection", "report"}
+
+
 def test_without_ray_the_error_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ImportError, match=r"pip install 'activeuf-env\[ray\]'"):
