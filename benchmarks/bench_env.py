@@ -10,12 +10,17 @@ fraction of the step time, and the peak resident memory of the process.
 (``benchmarks/legacy_ensemble.py``) and once with the package's: both see the same machine load at the same time,
 which on a shared machine is the only fair comparison. It prints both phase tables side by side, the speed-up, and
 whether every round's ``info`` (scores, ensemble loss, counters) is identical. Peak memory is then that of both.
+
+``--implementations legacy current bf16`` plays any of the three in lockstep (``bf16``: the package's ensemble with
+``RewardModelConfig(matmul_dtype="bfloat16")``, the env's other settings unchanged), ``--seeds 0 1 2`` one
+lockstep episode per seed; the phase tables then sum over the seeds, and each seed's final scores are printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import itertools
 import resource
 import time
@@ -24,16 +29,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from legacy_ensemble import LegacyEnsembleRewardModel
 
 import activeuf_env  # noqa: F401
 import agents
-from activeuf_env.core.reward_model import EnsembleRewardModel
+from activeuf_env.core.reward_model import EnsembleRewardModel, RewardModelConfig
 from activeuf_env.envs import active_uf
 from activeuf_env.runner.episode import make_env, play_episode
 
-IMPLEMENTATIONS = {"legacy": LegacyEnsembleRewardModel, "current": EnsembleRewardModel}
+IMPLEMENTATIONS = {"legacy": LegacyEnsembleRewardModel, "current": EnsembleRewardModel, "bf16": EnsembleRewardModel}
+MATMUL_DTYPES = {"legacy": "float32", "current": "float32", "bf16": "bfloat16"}
 PHASES = (
     "make + first reset (draws the pool)",
     "agent select",
@@ -47,9 +54,9 @@ PHASES = (
 class Args:
     env: str = "ActiveUF/SyntheticPaperScale-v0"
     agent: str = "drts"
-    seed: int = 0
+    seeds: tuple[int, ...] = (0,)
     max_rounds: int | None = None
-    compare: bool = False
+    implementations: tuple[str, ...] = ("current",)
 
 
 def timed(totals: dict[str, float], phase: str, function: Callable[..., Any]) -> Callable[..., Any]:
@@ -101,15 +108,23 @@ class Run:
     done: bool = False
 
 
-def start(args: Args, cls: type, totals: dict[str, float]) -> Run:
-    agent = TimedAgent(agents.make(args.agent), totals)
+def start(args: Args, name: str, seed: int, totals: dict[str, float]) -> Run:
+    cls, agent = IMPLEMENTATIONS[name], TimedAgent(agents.make(args.agent), totals)
     begin = time.perf_counter()
-    env = make_env(args.env, agent.agent)
+    kwargs = {}
+    if MATMUL_DTYPES[name] != "float32":
+        model = gym.spec(args.env).kwargs.get("reward_model") or RewardModelConfig()
+        kwargs["reward_model"] = dataclasses.replace(model, matmul_dtype=MATMUL_DTYPES[name])
+    env = make_env(args.env, agent.agent, kwargs)
     with ensemble_class(cls):
-        steps = play_episode(env, agent, args.seed)
+        steps = play_episode(env, agent, seed)
         info = next(steps).info  # the reset
-    assert type(env.unwrapped.episode.model) is cls
-    totals["make + first reset (draws the pool)"] = time.perf_counter() - begin
+    model = env.unwrapped.episode.model
+    assert type(model) is cls and getattr(model.config, "matmul_dtype", "float32") == MATMUL_DTYPES[name]
+    # Instrument the two entry points the env calls, on this episode's ensemble: the script only observes.
+    model.fit_round = timed(totals, "ensemble training", model.fit_round)
+    model.predict = timed(totals, "ensemble prediction", model.predict)
+    totals["make + first reset (draws the pool)"] += time.perf_counter() - begin
     return Run(totals, env, steps, [info])
 
 
@@ -143,41 +158,51 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default=Args.env)
     parser.add_argument("--agent", default=Args.agent)
-    parser.add_argument("--seed", type=int, default=Args.seed)
+    parser.add_argument("--seed", type=int, nargs="+", default=list(Args.seeds), dest="seeds", help="or --seeds")
+    parser.add_argument("--seeds", type=int, nargs="+", dest="seeds", help=argparse.SUPPRESS)
     parser.add_argument("--max-rounds", type=int, default=None, help="stop early after this many rounds")
     parser.add_argument("--compare", action="store_true", help="legacy and current ensemble in lockstep")
+    parser.add_argument("--implementations", nargs="+", choices=list(IMPLEMENTATIONS), help="played in lockstep")
     ns = parser.parse_args()
-    args = Args(env=ns.env, agent=ns.agent, seed=ns.seed, max_rounds=ns.max_rounds, compare=ns.compare)
-    names = ("legacy", "current") if args.compare else ("current",)
+    names = tuple(ns.implementations or (("legacy", "current") if ns.compare else ("current",)))
+    args = Args(env=ns.env, agent=ns.agent, seeds=tuple(ns.seeds), max_rounds=ns.max_rounds, implementations=names)
 
     totals: dict[str, dict[str, float]] = {name: defaultdict(float) for name in names}
-    # Instrument the ensemble's two entry points the env calls; the script only observes, it changes no behaviour.
-    for name in names:
-        cls = IMPLEMENTATIONS[name]
-        cls.fit_round = timed(totals[name], "ensemble training", cls.fit_round)
-        cls.predict = timed(totals[name], "ensemble prediction", cls.predict)
-
-    runs = {name: start(args, IMPLEMENTATIONS[name], totals[name]) for name in names}
-    for _ in itertools.islice(itertools.count(), args.max_rounds):
-        for run in runs.values():
-            advance(run)
-        if all(run.done for run in runs.values()):
-            break
-    for run in runs.values():
-        run.env.close()
+    last: dict[str, Run] = {}
+    same = {name: True for name in names[1:]}
+    finals: list[str] = []
+    for seed in args.seeds:
+        runs = {name: start(args, name, seed, totals[name]) for name in names}
+        for _ in itertools.islice(itertools.count(), args.max_rounds):
+            for run in runs.values():
+                advance(run)
+            if all(run.done for run in runs.values()):
+                break
+        for name, run in runs.items():
+            run.env.close()
+            info = run.infos[-1]
+            finals.append(
+                f"  seed {seed} {name:<8} score {info.get('score')!r}, rm_score {info.get('rm_score')!r}, "
+                f"dpo_score {info.get('dpo_score')!r}"
+            )
+            if name != names[0]:
+                same[name] &= run.infos == runs[names[0]].infos
+        last = runs
 
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"{args.env}, agent {args.agent}, seed {args.seed}" + (" (legacy and current in lockstep)" * args.compare))
-    for name, run in runs.items():
-        print(f"{name} ensemble ({IMPLEMENTATIONS[name].__module__}):")
+    lockstep = f" ({', '.join(names)} in lockstep)" if len(names) > 1 else ""
+    print(f"{args.env}, agent {args.agent}, seeds {list(args.seeds)}{lockstep}; phases summed over the seeds")
+    for name, run in last.items():
+        print(f"{name} ensemble ({IMPLEMENTATIONS[name].__module__}, matmul_dtype {MATMUL_DTYPES[name]}):")
         print("\n".join(report(name, run)))
-    if args.compare:
-        legacy, current = runs["legacy"].totals, runs["current"].totals
+    print("final scores:\n" + "\n".join(finals))
+    first = names[0]
+    for name in names[1:]:
         for phase in ("ensemble training", "ensemble prediction", "env.step (all)"):
-            print(f"  speed-up, {phase:<20} {legacy[phase] / max(current[phase], 1e-9):>6.2f}x")
-        same = runs["legacy"].infos == runs["current"].infos
-        print(f"  every round's info identical: {same}")
-    print(f"  peak resident memory {peak_gib:.2f} GiB" + (" (both episodes)" * args.compare))
+            ratio = totals[first][phase] / max(totals[name][phase], 1e-9)
+            print(f"  speed-up of {name} over {first}, {phase:<20} {ratio:>6.2f}x")
+        print(f"  every round's info of {name} identical to {first}'s: {same[name]}")
+    print(f"  peak resident memory {peak_gib:.2f} GiB" + (" (all episodes)" * (len(names) > 1)))
 
 
 if __name__ == "__main__":

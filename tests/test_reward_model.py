@@ -188,6 +188,7 @@ RM_BAD_VALUES = {
     "anchor_decay_steps": 0,
     "center_weight": None,
     "replay_factor": 0,
+    "matmul_dtype": "float16",
 }
 
 

@@ -1,25 +1,28 @@
 """The environment's uncertainty-aware reward model: an ensemble of MLP heads on frozen features (AUF's ENN).
 
 Heads are stored as stacked tensors ``[H, ...]`` and run together: the first layer of all heads is one GEMM
-``x @ W1[D, H*h]``, the others batched matmuls. There is no Python loop over heads.
+``x @ W1[D, H*h]``, the others batched matmuls. There is no Python loop over heads. The loss head and the opt-in
+bf16 matmul path are in :mod:`activeuf_env.core.ensemble_kernels`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
-from activeuf_env._validation import check_int, check_number
+from activeuf_env._validation import check_choice, check_int, check_number
+from activeuf_env.core.ensemble_kernels import bf16_forward, bf16_loss_and_gradients, loss_head
 
-__all__ = ["EnsembleRewardModel", "ReplayBuffer", "RewardModelConfig", "anchor_weight_at"]
+__all__ = ["MATMUL_DTYPES", "EnsembleRewardModel", "ReplayBuffer", "RewardModelConfig", "anchor_weight_at"]
 
 _PREDICT_CHUNK = 16384
+MATMUL_DTYPES = ("float32", "bfloat16")
+"""The choices of :attr:`RewardModelConfig.matmul_dtype`."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,11 @@ class RewardModelConfig:
             AUF hard-coded 4308.
         center_weight: weight of the centring term ``mean (f(c) + f(r))²``.
         replay_factor: replay capacity in batches of prompts (capacity = batch size × replay_factor).
+        matmul_dtype: ``"float32"`` (default, bit-identical to the earlier implementations) or ``"bfloat16"``: the
+            hidden layers' matmuls, forward and backward, on bf16 operands (fp32 master weights, fp32 AdamW, anchor,
+            clip, last layer, loss and every reduction; :mod:`~activeuf_env.core.ensemble_kernels`). Faster where
+            the hardware has bf16 matmuls (AVX512-BF16, AMX, tensor cores), changes the floats: measured effect in
+            docs/ensemble_speed.md. Left out of the env fingerprint at its default, so earlier states still load.
 
     Example:
         >>> RewardModelConfig(n_heads=1)
@@ -65,6 +73,7 @@ class RewardModelConfig:
     anchor_decay_steps: float | None = None
     center_weight: float = 0.01
     replay_factor: int = 100
+    matmul_dtype: str = field(default="float32", metadata={"fingerprint": "omit_at_default"})
 
     def __post_init__(self) -> None:
         if isinstance(self.n_heads, int) and not isinstance(self.n_heads, bool) and self.n_heads == 1:
@@ -78,6 +87,7 @@ class RewardModelConfig:
             check_number(name, getattr(self, name), low=0.0)
         check_number("anchor_decay", self.anchor_decay, low=0.0, high=1.0, low_open=True)
         check_number("anchor_decay_steps", self.anchor_decay_steps, low=0.0, low_open=True, optional=True)
+        check_choice("matmul_dtype", self.matmul_dtype, MATMUL_DTYPES)
 
 
 def anchor_weight_at(lambda0: float, decay: float, decay_steps: float, n_done: int, n_total: int) -> float:
@@ -308,6 +318,10 @@ class EnsembleRewardModel:
         self._scratch = torch.empty_like(self._flat)  # the anchor difference, then the squared gradients
         self._n_params = self._flat.numel()
         self.optimizer = FlatAdamW(self._flat, self._shapes, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # bf16 path: a bf16 copy of the weights (refreshed before each use) and bf16 outputs of the w1/w2 gradients.
+        self._low_dtype = torch.bfloat16 if cfg.matmul_dtype == "bfloat16" else None
+        self._low_flat = None if self._low_dtype is None else torch.empty_like(self._flat, dtype=self._low_dtype)
+        self._low_grad_flat = None if self._low_flat is None else torch.empty_like(self._low_flat)
         self._make_views()
 
     def _make_views(self) -> None:
@@ -315,11 +329,16 @@ class EnsembleRewardModel:
         self.params = dict(zip(_SEGMENTS, _split(self._flat, self._shapes), strict=True))
         self.anchors = dict(zip(_SEGMENTS, _split(self._anchor_flat, self._shapes), strict=True))
         self.grads = dict(zip(_SEGMENTS, _split(self._grad_flat, self._shapes), strict=True))
+        self._low: dict[str, torch.Tensor] = {}
+        self._low_grads: dict[str, torch.Tensor] = {}
+        if self._low_flat is not None and self._low_grad_flat is not None:
+            self._low = dict(zip(_SEGMENTS, _split(self._low_flat, self._shapes), strict=True))
+            self._low_grads = dict(zip(_SEGMENTS, _split(self._low_grad_flat, self._shapes), strict=True))
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickle stores each view's storage on its own, so the views would come back detached from the flat buffers:
         # pickle the buffers alone and rebuild the views.
-        return {k: v for k, v in self.__dict__.items() if k not in ("params", "anchors", "grads")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("params", "anchors", "grads", "_low", "_low_grads")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -338,6 +357,22 @@ class EnsembleRewardModel:
     def _to_tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array, dtype=np.float32), device=self.device)
 
+    def _to_inputs(self, array: np.ndarray) -> torch.Tensor:
+        """Features as the matmuls take them: fp32, or bf16 in the bf16 path."""
+        tensor = self._to_tensor(array)
+        return tensor if self._low_dtype is None else tensor.to(self._low_dtype)
+
+    def _refresh_low(self) -> None:
+        """Bring the bf16 weight copy up to date with the fp32 weights (one cast pass; bf16 path only)."""
+        if self._low_flat is not None:
+            self._low_flat.copy_(self._flat)
+
+    def _rewards(self, x: torch.Tensor) -> torch.Tensor:
+        """Rewards ``[H, n]`` of inputs from :meth:`_to_inputs` (the bf16 copy must be fresh)."""
+        if self._low_dtype is None:
+            return self._forward(x)[0]
+        return bf16_forward(x, self._low, self.params["w3"])[0]
+
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Predict ``(mean, lower, upper)``, each a float32 array of shape ``features.shape[:-1]``."""
         features = np.asarray(features)
@@ -346,8 +381,9 @@ class EnsembleRewardModel:
         flat = features.reshape(-1, self.feature_dim)
         means, stds = [], []
         with torch.inference_mode():
+            self._refresh_low()
             for start in range(0, max(flat.shape[0], 1), _PREDICT_CHUNK):
-                rewards = self._forward(self._to_tensor(flat[start : start + _PREDICT_CHUNK]))[0]
+                rewards = self._rewards(self._to_inputs(flat[start : start + _PREDICT_CHUNK]))
                 std, mean = torch.std_mean(rewards, dim=0)
                 means.append(mean.cpu().numpy())
                 stds.append(std.cpu().numpy())
@@ -364,19 +400,20 @@ class EnsembleRewardModel:
         layouts, so it gives autograd's gradients bit for bit; each weight gradient's matmul writes straight into
         the flat gradient buffer (autograd would allocate it, then add it to a zeroed ``.grad``: two more passes
         over the parameters, which at D = 2560 cost more than the matmuls' own output).
+
+        With ``matmul_dtype="bfloat16"``, ``x`` is bf16 (:meth:`_to_inputs`) and the bf16 kernels of
+        :mod:`~activeuf_env.core.ensemble_kernels` run instead, on a freshly cast copy of the weights.
         """
         g, w2, w3 = self.grads, self.params["w2"], self.params["w3"].unsqueeze(-1)
         with torch.no_grad():
+            if self._low_dtype is not None:
+                self._refresh_low()
+                return bf16_loss_and_gradients(
+                    x, n, self.config.center_weight, self._low, self.params["w3"], g, self._low_grads
+                )
             rewards, hidden1, hidden2 = self._forward(x)
             heads, rows, hidden = hidden1.shape
-            r_chosen, r_rejected = rewards[:, :n], rewards[:, n:]
-            margin, total = r_rejected - r_chosen, r_chosen + r_rejected
-            loss = F.softplus(margin).mean() + self.config.center_weight * (total**2).mean()
-            # Backward of the two means (grad.expand / numel), softplus, pow(2) and the centring weight, as autograd.
-            one = torch.ones((), device=x.device)
-            g_margin = torch.ops.aten.softplus_backward(one.expand(heads, n) / (heads * n), margin, 1.0, 20.0)
-            g_total = (one * self.config.center_weight).expand(heads, n) / (heads * n) * (2.0 * total)
-            g_rewards = torch.cat([g_total - g_margin, g_total + g_margin], dim=1).unsqueeze(-1)
+            loss, g_rewards = loss_head(rewards, n, self.config.center_weight)
             torch.bmm(hidden2.transpose(1, 2), g_rewards, out=g["w3"].unsqueeze(-1))
             # A product with one term: broadcasting gives bmm's bits without its per-head matmul calls.
             g_hidden = torch.ops.aten.threshold_backward(g_rewards * w3.transpose(1, 2), hidden2, 0)
@@ -451,7 +488,7 @@ class EnsembleRewardModel:
             )
         if lr is not None:
             self.optimizer.lr = lr
-        x = torch.cat([self._to_tensor(chosen), self._to_tensor(rejected)])
+        x = torch.cat([self._to_inputs(chosen), self._to_inputs(rejected)])
         loss, anchor = self._step(x, chosen.shape[0])
         return float(loss) + self._anchor_term(float(anchor))
 
@@ -465,7 +502,7 @@ class EnsembleRewardModel:
         cfg = self.config
         if len(buffer) == 0:
             return 0.0
-        chosen, rejected = (self._to_tensor(a) for a in buffer.sample(cfg.train_batch * cfg.max_steps, rng))
+        chosen, rejected = (self._to_inputs(a) for a in buffer.sample(cfg.train_batch * cfg.max_steps, rng))
         n_steps = math.ceil(chosen.shape[0] / cfg.train_batch)
         losses, anchors = [], []
         for step in range(n_steps):

@@ -161,7 +161,9 @@ def env_fingerprint(settings: Mapping[str, Any], train: ResponsePool, held_out: 
     Args:
         settings: the env's settings and shapes (``n_responses``, ``feature_dim``...); ``instances`` (in the pool
             fingerprint instead) and ``device`` (states move between devices) are left out, config dataclasses give
-            one entry per field.
+            one entry per field, except a field marked ``metadata={"fingerprint": "omit_at_default"}`` while it
+            holds its default (a field added later, such as ``RewardModelConfig.matmul_dtype``: states saved before
+            it existed, necessarily at its default, keep loading, and a default config's fingerprint is unchanged).
         train, held_out: the pools of the episode's instance.
     """
     out: dict[str, Any] = {}
@@ -169,7 +171,11 @@ def env_fingerprint(settings: Mapping[str, Any], train: ResponsePool, held_out: 
         if key in ("instances", "device"):
             continue
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            out.update({f"{key}.{name}": item for name, item in dataclasses.asdict(value).items()})
+            items = dataclasses.asdict(value)
+            for spec in dataclasses.fields(value):
+                if spec.metadata.get("fingerprint") == "omit_at_default" and items[spec.name] == spec.default:
+                    del items[spec.name]
+            out.update({f"{key}.{name}": item for name, item in items.items()})
         else:
             out[key] = value
     out["pool"] = pool_fingerprint(train, held_out)
