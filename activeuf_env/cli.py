@@ -1,8 +1,10 @@
-"""The ``activeuf`` command: benchmarks, the demo, and a one-episode table.
+"""The ``activeuf`` command: benchmarks, sweeps, the demo, and a one-episode table.
 
-``activeuf bench`` runs every (agent, seed) episode of an environment in worker processes and writes the tidy
+``activeuf bench`` runs every (agent, seed) episode of an environment and writes the tidy
 table, ``summary.md``, PNG plots, ``config.json`` and one W&B run per episode (offline unless W&B is configured) into
-``--out`` (see :func:`activeuf_env.runner.run_benchmark`). ``activeuf demo`` is the README's main job: every
+``--out`` (see :func:`activeuf_env.runner.run_benchmark`), in worker processes or as Ray tasks (``--backend ray``).
+``activeuf sweep`` tunes every agent over a grid on selection seeds and reports the chosen configurations on fresh
+seeds (:func:`activeuf_env.runner.sweep.run_sweep`). ``activeuf demo`` is the README's main job: every
 registered agent and baseline on ``ActiveUF/Synthetic-v0``, 3 seeds, 2 workers, W&B offline, into ``runs/demo``.
 ``activeuf episode`` prints one episode round by round (the runner's episode loop,
 :func:`activeuf_env.runner.play_episode`). ``activeuf features`` encodes a dataset's prompts and responses into the
