@@ -434,8 +434,8 @@ class EnsembleRewardModel:
         """
         diff = torch.sub(self._flat, self._anchor_flat, out=self._scratch)
         total = torch.zeros((), device=self.device)
-        for part in diff.split([math.prod(shape) for shape in self._shapes.values()]):
-            total += torch.dot(part, part)
+        for part in _split(diff, self._shapes):
+            total += torch.dot(part.view(-1), part.view(-1))
         self._grad_flat.add_(diff, alpha=2.0 * self.anchor_weight / self._n_params)
         return total
 

@@ -144,9 +144,10 @@ def run_on_ray(tasks: Sequence[EpisodeTask], backend: RayBackend, finish: Callab
             num_cpus=backend.cpus_per_task, max_retries=backend.max_retries, retry_exceptions=False
         )
         pending: dict[Any, EpisodeTask] = {remote.remote(task): task for task in tasks}
+        waiting = list(pending)
         try:
-            while pending:
-                (ref,), _ = ray.wait(list(pending), num_returns=1)
+            while waiting:
+                (ref,), waiting = ray.wait(waiting, num_returns=1)
                 task = pending.pop(ref)
                 try:
                     outcome = ray.get(ref)

@@ -257,7 +257,8 @@ def run_sweep(
     require_bench_extra()
     start = time.perf_counter()
     names = check_agents(agents)
-    per_agent = agent_configurations(load_grid(grid), names)
+    grid = load_grid(grid)  # read and checked once
+    per_agent = agent_configurations(grid, names)
     selection = check_seeds(selection_seeds)
     first_fresh = max(selection) + 1
     report = check_seeds(report_seeds if report_seeds is not None else range(first_fresh, first_fresh + len(selection)))
@@ -269,7 +270,7 @@ def run_sweep(
     configurations = _number_configurations(per_agent)
     record: dict[str, Any] = {
         "env_id": env_id,
-        "grid": load_grid(grid),
+        "grid": grid,
         "agents": names,
         "selection_seeds": selection,
         "report_seeds": report,
