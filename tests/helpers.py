@@ -5,9 +5,11 @@ only fixtures."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import signal
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -128,3 +130,13 @@ class DiesOnceAgent(RandomPair):
             Path(self.flag).write_text(str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)
         return super()._select_pairs(batch)
+
+
+def load_benchmark_module(name: str) -> ModuleType:
+    """A module of ``benchmarks/`` (not a package: its frozen ``legacy_*`` copies are loaded by path)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

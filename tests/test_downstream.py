@@ -12,7 +12,7 @@ from dataclasses import fields, replace
 
 import numpy as np
 import pytest
-from helpers import random_pairs
+from helpers import load_benchmark_module, random_pairs
 
 from activeuf_env.core.downstream import (
     CATEGORIES,
@@ -434,17 +434,82 @@ def test_noisy_small_gap_pairs_keep_rising_where_large_gaps_plateau() -> None:
     assert s400 - s100 > 3 * (l400 - l100) > 0
 
 
+def _direct_consistency(per_pair: np.ndarray, batch_size: int) -> float:
+    """``ρ`` from the per-pair gradients themselves (the definition, which the package gets from scalars)."""
+    n, mean = len(per_pair), per_pair.mean(axis=0)
+    var = float(np.sum((per_pair - mean) ** 2)) / (n - 1)
+    signal = max(float(mean @ mean) - var / n, 0.0)
+    return signal / max(signal + var / batch_size, 1e-300)
+
+
 def test_consistency_is_one_for_agreeing_pairs_and_small_for_disagreeing_ones() -> None:
     from activeuf_env.core.proxy_training import _consistency
 
+    def consistency(per_pair: np.ndarray) -> float:
+        mean = per_pair.mean(axis=0)
+        return _consistency(float(mean @ mean), float(np.sum(per_pair**2)), len(per_pair), 32)
+
     rng = np.random.default_rng(0)
-    same = np.tile([[1.0, 2.0]], (64, 1))
-    assert _consistency(np.ones(64), same, None, same.mean(axis=0), 32) == pytest.approx(1.0)
+    assert consistency(np.tile([[1.0, 2.0]], (64, 1))) == pytest.approx(1.0)
     noise = rng.standard_normal((64, 2))
     noise -= noise.mean(axis=0)  # no signal at all: mean exactly zero
-    assert _consistency(np.ones(64), noise, None, noise.mean(axis=0), 32) == 0.0
-    weak = noise + 0.3
-    assert 0.0 < _consistency(np.ones(64), weak, None, weak.mean(axis=0), 32) < 0.9
+    assert consistency(noise) == pytest.approx(0.0, abs=1e-15)
+    for shift in (0.3, 1.0, 3.0):
+        weak = noise + shift
+        assert 0.0 < consistency(weak) < 1.0
+        assert consistency(weak) == pytest.approx(_direct_consistency(weak, 32), rel=1e-12)
+
+
+def _dpo_inputs(rng: np.random.Generator, n: int, dim: int) -> dict[str, np.ndarray]:
+    delta = rng.standard_normal((n, dim)) + 0.3
+    return {"delta": delta, "weight": rng.random(n), "push": 0.2 * rng.standard_normal((n, dim))}
+
+
+@pytest.mark.parametrize("n", [1, 2, 37, 500])
+def test_the_full_batch_fit_matches_the_frozen_copy_it_replaced(n: int) -> None:
+    """``benchmarks/legacy_downstream.py`` formed every per-pair gradient for the consistency; the package's fit uses
+    per-pair scalars instead, which may change the floats by rounding only."""
+    from activeuf_env.core.proxy_training import fit_logistic
+
+    legacy = load_benchmark_module("legacy_downstream").legacy_fit_logistic
+    cfg = DownstreamConfig()
+    inputs = _dpo_inputs(np.random.default_rng(n), n, 12)
+    args = (inputs["delta"], cfg.dpo_beta, cfg.dpo_epochs, cfg.dpo_lr, cfg.dpo_batch_size, np.random.default_rng(0))
+    kwargs = {"weight": inputs["weight"], "decay": cfg.dpo_weight_decay, "full_batch": True}
+    for power, push in ((cfg.dpo_consistency_power, inputs["push"]), (0.0, None)):
+        new = fit_logistic(*args, **kwargs, push=push, consistency_power=power)
+        old = legacy(*args, **kwargs, push=push, consistency_power=power)
+        assert np.max(np.abs(new - old)) <= 1e-12 * np.max(np.abs(old))
+
+
+def test_evaluator_scores_agree_with_the_frozen_fit(
+    pools: tuple[ResponsePool, ResponsePool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from activeuf_env.core import downstream
+
+    pairs = judged_random_pairs(pools[0], np.random.default_rng(4))
+    new = DownstreamEvaluator(*pools, seed=0).evaluate(pairs)
+    legacy = load_benchmark_module("legacy_downstream").legacy_fit_logistic
+    monkeypatch.setattr(downstream, "fit_logistic", lambda *a, device="cpu", **k: legacy(*a, **k))
+    old = DownstreamEvaluator(*pools, seed=0).evaluate(pairs)
+    for key, value in old.to_dict().items():
+        assert getattr(new, key) == pytest.approx(value, rel=1e-10, abs=1e-12), key
+
+
+def test_the_torch_steps_give_the_numpy_steps_floats_to_rounding() -> None:
+    """The loop a GPU evaluator runs (``device="cuda"``), here on CPU tensors."""
+    import torch
+
+    from activeuf_env.core.proxy_training import _full_batch_steps
+
+    inputs = _dpo_inputs(np.random.default_rng(0), 300, 10)
+    direction = inputs["delta"] - inputs["push"]
+    arrays = (inputs["delta"], direction, inputs["weight"], np.sum(direction**2, axis=1))
+    constants = (0.1, 60, 360.0, 32, 0.00104, 0.25)
+    on_numpy = _full_batch_steps(*arrays, *constants)
+    on_torch = _full_batch_steps(*(torch.from_numpy(a) for a in arrays), *constants)
+    assert isinstance(on_torch, torch.Tensor) and on_torch.dtype == torch.float64
+    np.testing.assert_allclose(on_torch.numpy(), on_numpy, rtol=1e-12, atol=1e-12 * np.max(np.abs(on_numpy)))
 
 
 def test_an_unreachable_oracle_target_warns_and_names_it(pools: tuple[ResponsePool, ResponsePool]) -> None:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import pickle
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from helpers import load_benchmark_module
 
 from activeuf_env import (
     EnsembleRewardModel,
@@ -204,12 +203,7 @@ def test_reward_model_config_names_the_field_and_value(name: str, value: object)
 
 def _legacy_ensemble_class() -> type:
     """The frozen pre-rewrite implementation the benchmarks compare with (``benchmarks/legacy_ensemble.py``)."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "legacy_ensemble.py"
-    spec = importlib.util.spec_from_file_location("legacy_ensemble", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.LegacyEnsembleRewardModel
+    return load_benchmark_module("legacy_ensemble").LegacyEnsembleRewardModel
 
 
 def _train_both(first: Any, second: Any, dim: int, rounds: int) -> tuple[list[float], list[float]]:

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
+import torch
 
 from activeuf_env.core.pool import ResponsePool
 
 __all__ = ["OracleTargetWarning", "feature_scale", "fit_logistic", "solve_scale", "weighted_mean_features"]
+
+Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
 _SCALE_PROMPTS = 1024  # prompts read to estimate the feature scale (a memmapped pool is never read whole)
 
@@ -52,6 +56,7 @@ def fit_logistic(
     full_batch: bool = False,
     push: np.ndarray | None = None,
     consistency_power: float = 0.0,
+    device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """Gradient descent from zero on ``mean −weight · log sigmoid(β θ·Δ) + decay/2 |θ|²``; returns float64 ``θ``.
 
@@ -60,7 +65,8 @@ def fit_logistic(
     passes in minibatches of ``batch_size`` (order from ``rng``); ``full_batch`` takes the same number of steps, each
     on all pairs, and stops early once θ has reached its fixed point. With ``consistency_power`` ``p > 0`` (full
     batch only) each step's loss gradient is multiplied by ``ρ^p``, ``ρ`` the consistency of the per-pair gradients
-    (:func:`_consistency`). The loop runs over steps only.
+    (:func:`_consistency`). The loop runs over steps only. ``device`` other than ``"cpu"`` runs the full-batch steps
+    in float64 torch on that device (the minibatch loop, many tiny steps, always runs in numpy).
 
     Example:
         >>> delta = np.array([[1.0, 0.0], [1.0, 0.5]])
@@ -68,25 +74,11 @@ def fit_logistic(
         >>> bool(theta[0] > 0)
         True
     """
-    theta = np.zeros(delta.shape[1])
     n = len(delta)
     if full_batch:
-        # The same number of steps as minibatch SGD, each on every pair: no dependence on the order, no forgetting.
-        w = np.ones(n) if weight is None else weight
-        for _ in range(epochs * -(-n // batch_size) if n else 0):
-            margin = beta * (delta @ theta)
-            gain = 0.5 * (1.0 - np.tanh(0.5 * margin)) * w
-            step = gain @ delta if push is None else gain @ delta - gain @ push
-            level = (
-                _consistency(gain, delta, push, step / n, batch_size) ** consistency_power if consistency_power else 1.0
-            )
-            update = lr * (level * beta * step / n - decay * theta)
-            theta += update
-            # Steps grow with n, so a large pair set would cost O(n²); once θ sits at its fixed point (to float
-            # precision) further steps change nothing, and stopping keeps an evaluation O(n).
-            if np.max(np.abs(update)) <= _CONVERGED * np.max(np.abs(theta)):
-                break
-        return theta
+        steps = epochs * -(-n // batch_size) if n else 0
+        return _fit_full_batch(delta, beta, steps, lr, batch_size, weight, decay, push, consistency_power, device)
+    theta = np.zeros(delta.shape[1])
     for _ in range(epochs if n else 0):
         order = rng.permutation(n)
         for start in range(0, n, batch_size):
@@ -101,24 +93,84 @@ def fit_logistic(
     return theta
 
 
-def _consistency(
-    gain: np.ndarray, delta: np.ndarray, push: np.ndarray | None, mean: np.ndarray, batch_size: int
-) -> float:
-    """``ρ = |E g|² / (|E g|² + tr Cov(g) / batch_size)`` of the per-pair gradients ``g_i = gain_i (Δ_i − push_i)``.
+def _fit_full_batch(
+    delta: np.ndarray,
+    beta: float,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    weight: np.ndarray | None,
+    decay: float,
+    push: np.ndarray | None,
+    consistency_power: float,
+    device: str | torch.device,
+) -> np.ndarray:
+    """The full-batch steps of :func:`fit_logistic` (the same number as minibatch SGD, each on every pair: no
+    dependence on the order, no forgetting), in numpy on the CPU or in float64 torch on another ``device``."""
+    n = len(delta)
+    direction = delta if push is None else delta - push  # a pair's gradient is gain_i · direction_i
+    weights = np.ones(n) if weight is None else np.asarray(weight, np.float64)
+    arrays = (delta, direction, weights, np.einsum("ij,ij->i", direction, direction))
+    if torch.device(device).type == "cpu":
+        return _full_batch_steps(*arrays, beta, steps, lr, batch_size, decay, consistency_power)
+    on_device = (torch.as_tensor(a, dtype=torch.float64, device=device) for a in arrays)
+    return _full_batch_steps(*on_device, beta, steps, lr, batch_size, decay, consistency_power).cpu().numpy()
+
+
+def _full_batch_steps(
+    delta: Array,
+    direction: Array,
+    weights: Array,
+    norms2: Array,
+    beta: float,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    decay: float,
+    consistency_power: float,
+) -> Array:
+    """The loop of :func:`_fit_full_batch` on numpy arrays or torch tensors (the result is of the same kind).
+
+    ``direction`` is ``Δ − push``, ``norms2`` its per-pair squared norms. A step reads the ``[n, D]`` arrays twice
+    (the margins and the gradient); the consistency needs only per-pair scalars (see :func:`_consistency`), so its
+    cost is O(n), not another pass over the pairs.
+    """
+    n = len(delta)
+    if isinstance(delta, torch.Tensor):
+        theta, tanh = torch.zeros(delta.shape[1], dtype=delta.dtype, device=delta.device), torch.tanh
+    else:
+        theta, tanh = np.zeros(delta.shape[1]), np.tanh
+    for _ in range(steps):
+        gain = 0.5 * (1.0 - tanh(0.5 * (beta * (delta @ theta)))) * weights  # sigmoid(−margin) · weight
+        mean = (gain @ direction) / n
+        level = 1.0
+        if consistency_power:
+            level = _consistency(float(mean @ mean), float((gain * gain) @ norms2), n, batch_size) ** consistency_power
+        update = lr * (level * beta * mean - decay * theta)
+        theta += update
+        # Steps grow with n, so a large pair set would cost O(n²); once θ sits at its fixed point (to float
+        # precision) further steps change nothing, and stopping keeps an evaluation O(n).
+        if float(abs(update).max()) <= _CONVERGED * float(abs(theta).max()):
+            break
+    return theta
+
+
+def _consistency(mean2: float, sum_squares: float, n: int, batch_size: int) -> float:
+    """``ρ = |E g|² / (|E g|² + tr Cov(g) / batch_size)`` of the per-pair gradients ``g_i``, from ``mean2 = |ḡ|²``
+    and ``sum_squares = Σ |g_i|²``.
 
     The share of signal in a minibatch-mean gradient of ``batch_size`` pairs drawn from the pair set: 1 when every
     pair pushes the same way, near 0 when the pairs disagree (small, partly mislabelled contrasts). ``|E g|²`` is
-    estimated without the sample's own noise (``|mean|² − var / n``), so a few noisy pairs do not look consistent.
+    estimated without the sample's own noise (``|ḡ|² − var / n``), so a few noisy pairs do not look consistent.
     Normalised optimisers (Adam, as in DPO practice) move far only along such agreeing directions. A pair set whose
     mean gradient at the reference is indistinguishable from its noise (``ρ = 0``) does not move the policy at all:
-    the fit stops at ``θ = 0`` after one step.
+    the fit stops at ``θ = 0`` after one step. ``tr Cov = (Σ |g_i|² − n |ḡ|²) / (n − 1)`` needs only the per-pair
+    squared norms (``g_i = gain_i d_i``, so ``|g_i|² = gain_i² |d_i|²``).
     """
-    n = len(gain)
     if n < 2:
         return 1.0
-    per_pair = gain[:, None] * (delta if push is None else delta - push)
-    var = float(np.sum((per_pair - mean) ** 2)) / (n - 1)
-    signal = max(float(mean @ mean) - var / n, 0.0)
+    var = max(sum_squares - n * mean2, 0.0) / (n - 1)
+    signal = max(mean2 - var / n, 0.0)
     return signal / max(signal + var / batch_size, 1e-300)
 
 

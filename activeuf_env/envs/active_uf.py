@@ -142,7 +142,7 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     * ``reward``: ``"score"`` (default), ``"dpo"``, ``"rm"`` or ``"none"`` (see Rewards).
     * ``eval_every``: evaluate the downstream proxies every this many rounds (and after the last); ``None``: never.
     * ``downstream``: :class:`~activeuf_env.core.downstream.DownstreamConfig` of the evaluator.
-    * ``device``: torch device of the ensemble.
+    * ``device``: torch device of the ensemble and of the DPO proxy's training (``"cuda"`` where present).
     * ``render_mode``: ``None`` or ``"ansi"``.
 
     ## Saving and resuming
@@ -239,9 +239,8 @@ class ActiveUFEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def _instance(self, index: int) -> LoadedInstance:
         if index not in self._cache:
             judge = (self.judge_name, self.judge_noise, self.judge_kwargs)
-            self._cache[index] = load_instance(
-                self.instance_specs[index], index, self.eval_size, self.split_seed, judge, self.downstream_config
-            )
+            settings = (self.eval_size, self.split_seed, judge, self.downstream_config, self.device)
+            self._cache[index] = load_instance(self.instance_specs[index], index, *settings)
         return self._cache[index]
 
     @property

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from activeuf_env.core.downstream import DownstreamConfig, DownstreamEvaluator
 from activeuf_env.core.judges import Judge, make_judge
@@ -93,6 +94,7 @@ def load_instance(
     split_seed: int,
     judge: tuple[str, dict[str, float] | None, Mapping[str, Any]],
     downstream: DownstreamConfig,
+    device: str | torch.device = "cpu",
 ) -> LoadedInstance:
     """Load instance ``index``: split its pool by prompt, build its judge and its downstream evaluator.
 
@@ -106,10 +108,11 @@ def load_instance(
         split_seed: seed of the split and of the evaluator.
         judge: ``(name, noise, kwargs)`` of :func:`~activeuf_env.core.judges.make_judge`.
         downstream: the evaluator's config.
+        device: where the evaluator trains its DPO proxy (see :class:`DownstreamEvaluator`).
     """
     train, held_out = load_instance_pool(spec).split(eval_size, np.random.default_rng([split_seed, index]))
     name, noise, kwargs = judge
     labeler = make_judge(train.judge_scores, name, noise, **kwargs)
     seed = int(np.random.SeedSequence([split_seed, index]).generate_state(1)[0])
-    evaluator = DownstreamEvaluator(train, held_out, seed=seed, config=downstream)
+    evaluator = DownstreamEvaluator(train, held_out, seed=seed, config=downstream, device=device)
     return LoadedInstance(train=train, eval=held_out, judge=labeler, evaluator=evaluator)
