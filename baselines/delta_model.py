@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,12 +50,14 @@ def parse_model_size(name: str) -> tuple[str, float] | None:
 def pick_delta_pair(model_names: Sequence[str]) -> tuple[int, int]:
     """The default model pair of ``delta_model`` on a pool: ``(chosen id, rejected id)``.
 
-    Rule: among the families with at least two sizes (:func:`parse_model_size`), take the one with the most sizes
-    (ties: the family of the lowest model id); of its sizes sorted ascending, ``chosen`` is the one at index
-    ``ceil(n / 2)`` and ``rejected`` the next smaller one, i.e. two *adjacent* sizes in the middle of the family.
-    The delta-learning recipe pairs a larger with a smaller model of one family for a modest, consistent quality
-    gap; a middle pair keeps both models near a mid-skill SFT policy, where DPO learns most (a family's largest
-    against its smallest model is a large gap far off that support). Two models of one size keep the lower id.
+    Rule: among the families with at least two sizes (:func:`parse_model_size`), take the one with the most sizes;
+    of its sizes sorted ascending, ``chosen`` is the one at index ``ceil(n / 2)`` and ``rejected`` the next smaller
+    one, i.e. two *adjacent* sizes in the middle of the family. Ties between families go to the one whose pair has
+    the largest size ratio (then to the lowest model id). The delta-learning recipe pairs a larger with a smaller
+    model of one family for a consistent quality gap; within a family a middle pair keeps both models near a
+    mid-skill SFT policy, where DPO learns most (a family's largest against its smallest model is a large gap far
+    off that support); between families, the larger ratio is the clearer contrast (AUF's DeltaQwen pairs 32B with
+    0.6B). Two models of one size keep the lower id.
 
     Raises:
         ValueError: when no family has two sizes (the message says to pass ``chosen_model``/``rejected_model``).
@@ -63,7 +66,7 @@ def pick_delta_pair(model_names: Sequence[str]) -> tuple[int, int]:
         >>> pick_delta_pair(["fam0-xs", "fam0-s", "fam0-m", "fam0-l", "fam0-xl", "other"])
         (3, 2)
         >>> pick_delta_pair(["claude-2", "gemma-2b-it", "gemma-7b-it", "falcon-7b-instruct", "falcon-40b-instruct"])
-        (2, 1)
+        (4, 3)
     """
     families: dict[str, dict[float, int]] = {}
     for model_id, name in enumerate(model_names):
@@ -76,10 +79,19 @@ def pick_delta_pair(model_names: Sequence[str]) -> tuple[int, int]:
             "delta_model found no model family with two sizes in the pool's model names; pass chosen_model= and "
             f"rejected_model= (ids or names), got names {list(model_names)[:8]}{'...' if len(model_names) > 8 else ''}"
         )
-    sizes = max(candidates, key=lambda s: (len(s), -min(s.values())))
-    ordered = [sizes[size] for size in sorted(sizes)]
-    middle = -(-len(ordered) // 2)
-    return ordered[middle], ordered[middle - 1]
+
+    def middle_pair(sizes: dict[float, int]) -> tuple[float, float]:
+        ordered = sorted(sizes)
+        middle = -(-len(ordered) // 2)
+        return ordered[middle], ordered[middle - 1]
+
+    def preference(sizes: dict[float, int]) -> tuple[int, float, int]:
+        larger, smaller = middle_pair(sizes)
+        return len(sizes), larger / smaller if smaller > 0 else math.inf, -min(sizes.values())
+
+    sizes = max(candidates, key=preference)
+    larger, smaller = middle_pair(sizes)
+    return sizes[larger], sizes[smaller]
 
 
 @dataclass
@@ -96,8 +108,8 @@ class DeltaModel(Agent):
     :func:`pick_delta_pair` (two adjacent sizes in the middle of a family). Names are resolved when the agent is
     reset with the env's reset ``info`` (its ``model_names``), which :func:`activeuf_env.runner.play_episode` passes.
     Per registered env the default picks: ``ActiveUF/Synthetic-v0`` ``fam0-l`` vs ``fam0-m``;
-    ``ActiveUF/AlpacaEval-v0`` ``FuseChat-Llama-3.2-3B-Instruct`` vs ``FuseChat-Llama-3.2-1B-Instruct`` (override:
-    ``chosen_model="gemma-7b-it", rejected_model="gemma-2b-it"``).
+    ``ActiveUF/AlpacaEval-v0`` ``falcon-40b-instruct`` vs ``falcon-7b-instruct`` (every family there has two sizes;
+    falcon's ratio, 5.7, is the largest; override: ``chosen_model="gemma-7b-it", rejected_model="gemma-2b-it"``).
 
     Slots are located through ``obs["model_ids"]`` (never assumed equal to model ids); if a model wrote several
     valid responses of a prompt, the first slot is used. :meth:`env_kwargs` asks the env for ``labeler="first"``,

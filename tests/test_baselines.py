@@ -222,10 +222,11 @@ def test_parse_model_size(name: str, parsed: tuple[str, float] | None) -> None:
 
 def test_pick_delta_pair_takes_adjacent_middle_sizes_of_the_largest_family() -> None:
     pick = baselines.delta_model.pick_delta_pair
-    assert pick(SyntheticPoolConfig().model_names()) == (3, 2)  # fam0-l vs fam0-m
-    # Every family of the AlpacaEval-like pool has two sizes: the one of the lowest model id wins.
-    assert pick(ALPACA_EVAL_LIKE_NAMES) == (3, 2)
-    assert pick(ALPACA_EVAL_LIKE_NAMES[4:]) == (2, 3)  # falcon-40b vs falcon-7b
+    assert pick(SyntheticPoolConfig().model_names()) == (3, 2)  # fam0-l vs fam0-m: equal families, lowest id
+    # Every family of the AlpacaEval-like pool has two sizes: the largest ratio wins (falcon 40b / 7b = 5.7).
+    assert pick(ALPACA_EVAL_LIKE_NAMES) == (6, 7)
+    assert pick(ALPACA_EVAL_LIKE_NAMES[:4]) == (3, 2)  # FuseChat-Llama-3.2 3B vs 1B, the only family there
+    assert pick(["a-1b", "a-2b", "b-1b", "b-2b"]) == (1, 0)  # equal ratios: the family of the lowest id
     assert pick(["q-0.5b", "q-1.5b", "q-3b", "q-7b", "q-14b", "x-1b", "x-2b"]) == (3, 2)  # 7b vs 3b
     with pytest.raises(ValueError, match="no model family with two sizes"):
         pick(["claude-2", "gemma-7b-it", "vicuna-13b-v1.5", "vicuna-7b-v1.3"])
@@ -241,7 +242,7 @@ def test_delta_model_resolves_names_from_the_reset_info() -> None:
     assert agent.select(make_obs(np.zeros((1, 3)), model_ids=np.array([[8, 1, 9]]))).tolist() == [[2, 0]]
     default = agents.make("delta_model")
     default.reset(seed=0, info=info)
-    assert default.model_pair == (3, 2)
+    assert default.model_pair == (6, 7)
     with pytest.raises(ValueError, match="must name a model of the pool, got 'gemma-9b-it'"):
         agents.make("delta_model", chosen_model="gemma-9b-it", rejected_model="gemma-2b-it").reset(0, info)
     with pytest.raises(ValueError, match=r"must be a model id in \[0, 12\), got 12"):
