@@ -46,11 +46,7 @@ from activeuf_env.runner.episode import make_env, play_episode
 
 IMPLEMENTATIONS = {"legacy": LegacyEnsembleRewardModel, "current": EnsembleRewardModel, "bf16": EnsembleRewardModel}
 MATMUL_DTYPES = {"legacy": "float32", "current": "float32", "bf16": "bfloat16"}
-FITS = {
-    "legacy": lambda *args, device="cpu", **kwargs: legacy_fit_logistic(*args, **kwargs),  # it ran on the CPU only
-    "current": fit_logistic,
-    "bf16": fit_logistic,
-}
+FITS = {"legacy": legacy_fit_logistic, "current": fit_logistic, "bf16": fit_logistic}
 PHASES = (
     "make + first reset (draws the pool)",
     "agent select",

@@ -1,17 +1,20 @@
-"""A frozen copy of the downstream proxies' optimiser as it was before the O(n) consistency (commit 88a41df), the
-"before" of ``bench_env.py``'s ``legacy`` implementation (with ``legacy_ensemble.py``: the episode as it was when
-issue 13 was filed).
+"""A frozen copy of the downstream proxies' full-batch optimiser as it was before the O(n) consistency (commit
+88a41df), the "before" of ``bench_env.py``'s ``legacy`` implementation (with ``legacy_ensemble.py``: the episode as
+it was when issue 13 was filed).
 
-Kept verbatim (only the name of the function changed) so that the episode speed-up is measured side by side with
-the code it replaces. Its full-batch steps form every per-pair gradient ``[n, D]`` for the consistency; the package's
-:func:`~activeuf_env.core.proxy_training.fit_logistic` gets the same quantity from per-pair scalars, which changes
-the floats by rounding only (``tests/test_downstream.py`` checks the two agree to 1e-12). Not part of the package:
-nothing in ``activeuf_env`` imports it.
+Only the full-batch steps changed, so only they are frozen (verbatim, inside a function of the package's signature);
+the minibatch SGD, unchanged, is the package's. The old steps form every per-pair gradient ``[n, D]`` for the
+consistency; the package's :func:`~activeuf_env.core.proxy_training.fit_logistic` gets the same quantity from
+per-pair scalars, which changes the floats by rounding only (``tests/test_downstream.py`` checks the two agree to
+1e-12). Not part of the package: nothing in ``activeuf_env`` imports it.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from activeuf_env.core.proxy_training import fit_logistic
 
 __all__ = ["legacy_fit_logistic"]
 
@@ -30,52 +33,35 @@ def legacy_fit_logistic(
     full_batch: bool = False,
     push: np.ndarray | None = None,
     consistency_power: float = 0.0,
+    device: str | torch.device = "cpu",
 ) -> np.ndarray:
-    """Gradient descent from zero on ``mean −weight · log sigmoid(β θ·Δ) + decay/2 |θ|²``; returns float64 ``θ``.
-
-    The gradient of one pair is ``−weight β sigmoid(−β θ·Δ) (Δ − push)`` (``weight`` ``[n]``, ``None`` = all ones;
-    ``push`` ``[n, D]``, the likelihood-displacement term, ``None`` = zeros). Minibatch SGD runs ``epochs`` shuffled
-    passes in minibatches of ``batch_size`` (order from ``rng``); ``full_batch`` takes the same number of steps, each
-    on all pairs, and stops early once θ has reached its fixed point. With ``consistency_power`` ``p > 0`` (full
-    batch only) each step's loss gradient is multiplied by ``ρ^p``, ``ρ`` the consistency of the per-pair gradients
-    (:func:`_consistency`). The loop runs over steps only.
+    """:func:`~activeuf_env.core.proxy_training.fit_logistic` with the full-batch steps of commit 88a41df (CPU only).
 
     Example:
         >>> delta = np.array([[1.0, 0.0], [1.0, 0.5]])
-        >>> theta = legacy_fit_logistic(delta, 1.0, 2, 0.5, 1, np.random.default_rng(0))
+        >>> theta = legacy_fit_logistic(delta, 1.0, 2, 0.5, 1, np.random.default_rng(0), full_batch=True)
         >>> bool(theta[0] > 0)
         True
     """
+    if not full_batch:
+        return fit_logistic(delta, beta, epochs, lr, batch_size, rng, weight, decay, False, push, 0.0, device)
+    if torch.device(device).type != "cpu":
+        raise ValueError(f"the frozen full-batch steps ran on the CPU only, got device={device!r}")
     theta = np.zeros(delta.shape[1])
     n = len(delta)
-    if full_batch:
-        # The same number of steps as minibatch SGD, each on every pair: no dependence on the order, no forgetting.
-        w = np.ones(n) if weight is None else weight
-        for _ in range(epochs * -(-n // batch_size) if n else 0):
-            margin = beta * (delta @ theta)
-            gain = 0.5 * (1.0 - np.tanh(0.5 * margin)) * w
-            step = gain @ delta if push is None else gain @ delta - gain @ push
-            level = (
-                _consistency(gain, delta, push, step / n, batch_size) ** consistency_power if consistency_power else 1.0
-            )
-            update = lr * (level * beta * step / n - decay * theta)
-            theta += update
-            # Steps grow with n, so a large pair set would cost O(n²); once θ sits at its fixed point (to float
-            # precision) further steps change nothing, and stopping keeps an evaluation O(n).
-            if np.max(np.abs(update)) <= _CONVERGED * np.max(np.abs(theta)):
-                break
-        return theta
-    for _ in range(epochs if n else 0):
-        order = rng.permutation(n)
-        for start in range(0, n, batch_size):
-            rows = order[start : start + batch_size]
-            batch = delta[rows]
-            margin = beta * (batch @ theta)
-            gain = 0.5 * (1.0 - np.tanh(0.5 * margin))  # sigmoid(−margin), overflow-free
-            if weight is not None:
-                gain = gain * weight[rows]
-            step = gain @ batch if push is None else gain @ batch - gain @ push[rows]
-            theta += lr * (beta * step / len(batch) - decay * theta)
+    # The same number of steps as minibatch SGD, each on every pair: no dependence on the order, no forgetting.
+    w = np.ones(n) if weight is None else weight
+    for _ in range(epochs * -(-n // batch_size) if n else 0):
+        margin = beta * (delta @ theta)
+        gain = 0.5 * (1.0 - np.tanh(0.5 * margin)) * w
+        step = gain @ delta if push is None else gain @ delta - gain @ push
+        level = _consistency(gain, delta, push, step / n, batch_size) ** consistency_power if consistency_power else 1.0
+        update = lr * (level * beta * step / n - decay * theta)
+        theta += update
+        # Steps grow with n, so a large pair set would cost O(n²); once θ sits at its fixed point (to float
+        # precision) further steps change nothing, and stopping keeps an evaluation O(n).
+        if np.max(np.abs(update)) <= _CONVERGED * np.max(np.abs(theta)):
+            break
     return theta
 
 
